@@ -1,0 +1,151 @@
+"""The ``prefgate`` command.
+
+    prefgate init            create the home (warehouse, Dagster home, landing, exports) and dagster.yaml
+    prefgate land DIR        copy a folder of landing files (same layout as data/sample/landing) into landing/
+    prefgate run             the main job: init, land the bundled sample, ingest, every label batch, refresh
+    prefgate tables          row counts of every warehouse table
+
+The main job goes through the same landing folder and the same Dagster jobs a user's files take, recorded in
+the project's Dagster instance, so its runs show up in ``dagster dev`` afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from prefgate.home import PROJECT_ROOT, Home
+
+SAMPLE_LANDING = PROJECT_ROOT / "data" / "sample" / "landing"
+
+DAGSTER_YAML = """\
+# Written by `prefgate init`. DuckDB allows one writer: runs are queued one at a time and every asset that
+# writes the warehouse shares the 'duckdb' pool with a limit of 1.
+concurrency:
+  runs:
+    max_concurrent_runs: 1
+  pools:
+    default_limit: 1
+telemetry:
+  enabled: false
+"""
+
+
+def init_home(home: Home) -> Home:
+    """Create the home directories and a dagster.yaml (kept if the user already has one)."""
+    home.ensure()
+    cfg = home.dagster_home / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text(DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home.dagster_home)
+    return home
+
+
+def land_folder(src: Path, home: Home) -> list[str]:
+    """Copy files from a landing-shaped folder; files whose bytes are already there are not copied again."""
+    copied = []
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        rel = path.relative_to(src)
+        dest = home.landing / rel
+        if dest.exists() and dest.read_bytes() == path.read_bytes():
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, dest)
+        copied.append(rel.as_posix())
+    return copied
+
+
+def run_main(home: Home, sample: bool = True) -> int:
+    """Run ingest, each label batch present in landing/, then the refresh job; 0 when every run succeeded."""
+    init_home(home)
+    if sample:
+        print(f"landing sample data: {len(land_folder(SAMPLE_LANDING, home))} new files -> {home.landing}")
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+    from prefgate.ingest.landing import batches
+
+    defs = build_definitions(home)
+    instance = dg.DagsterInstance.get()
+    plan: list[tuple[str, str | None]] = [("ingest_job", None)]
+    keys = sorted(set(batches(home.landing, "human_labels")) | set(batches(home.landing, "judge_labels")))
+    plan += [("labels_job", k) for k in keys]
+    plan.append(("refresh_job", None))
+    ok = True
+    for job_name, partition in plan:
+        t0 = time.perf_counter()
+        result = defs.get_job_def(job_name).execute_in_process(
+            instance=instance, partition_key=partition, raise_on_error=False,
+            tags={"prefgate/trigger": "prefgate run"},
+        )
+        label = job_name + (f"[{partition}]" if partition else "")
+        print(f"{label:<26} {'ok' if result.success else 'FAILED'}  {time.perf_counter() - t0:6.1f}s")
+        ok &= result.success
+        if job_name == "refresh_job":
+            for ev in result.get_asset_check_evaluations():
+                print(f"  check {ev.check_name:<30} {'passed' if ev.passed else 'FAILED'}")
+            skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
+            if skipped:
+                print(f"  skipped (blocked by a failed check): {', '.join(skipped)}")
+    print_tables(home)
+    print(f"exports: {home.exports}\nDagster UI: DAGSTER_HOME={home.dagster_home} dagster dev  (see README)")
+    return 0 if ok else 1
+
+
+def table_counts(home: Home) -> dict[str, int]:
+    """Row count of every table in the warehouse."""
+    import duckdb
+
+    if not home.warehouse.exists():
+        return {}
+    con = duckdb.connect(str(home.warehouse))
+    try:
+        names = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'prefgate' ORDER BY 1").fetchall()]
+        return {n: int(con.execute(f'SELECT count(*) FROM prefgate."{n}"').fetchone()[0]) for n in names}  # type: ignore[index]
+    finally:
+        con.close()
+
+
+def print_tables(home: Home) -> None:
+    for name, n in table_counts(home).items():
+        print(f"  {name:<28} {n:>7}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="prefgate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--home", type=Path, help="prefgate home (default: $PREFGATE_HOME or ./.prefgate)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("init", help="create the home and dagster.yaml")
+    p_land = sub.add_parser("land", help="copy a landing-shaped folder into landing/")
+    p_land.add_argument("folder", type=Path)
+    p_run = sub.add_parser("run", help="run the main job on the landing folder")
+    p_run.add_argument("--no-sample", action="store_true", help="do not land the bundled sample data first")
+    sub.add_parser("tables", help="row counts of the warehouse tables")
+    args = parser.parse_args(argv)
+    if args.home is not None:
+        os.environ["PREFGATE_HOME"] = str(args.home.resolve())
+    home = Home.from_env()
+    if args.command == "init":
+        init_home(home)
+        print(f"home ready: {home.root}")
+        return 0
+    if args.command == "land":
+        if not args.folder.is_dir():
+            print(f"prefgate: {args.folder}: not a folder", file=sys.stderr)
+            return 2
+        copied = land_folder(args.folder, init_home(home))
+        print(f"landed {len(copied)} files into {home.landing}")
+        return 0
+    if args.command == "run":
+        return run_main(home, sample=not args.no_sample)
+    print_tables(home)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""The governance policy: one versioned YAML file of thresholds, gold pairs, merge rules and quotas.
+
+It is validated on load (unknown or mistyped keys are errors that name the key) and hashed: the hash is written
+into the provenance of every derived row, so a policy change is visible in lineage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class PolicyError(ValueError):
+    """The policy file is missing, unreadable or invalid; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConsensusPolicy(_Strict):
+    """How human labels on one pair become one verdict."""
+
+    method: Literal["majority"] = Field("majority", description="Aggregation method.")
+    min_labels: int = Field(2, ge=1, description="Fewest human labels a pair needs to enter the preference set.")
+    min_agreement: float = Field(
+        0.5, ge=0.0, le=1.0, description="Smallest share of labels that must back the winning verdict."
+    )
+
+
+class SplitPolicy(_Strict):
+    """Train/eval split, by prompt so no prompt lands on both sides."""
+
+    eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    salt: str = Field("prefgate-split-v1", description="Changing it reshuffles the split deterministically.")
+
+
+class GoldPair(_Strict):
+    """A pair whose correct verdict is known; used to score raters."""
+
+    pair_id: str
+    choice: Literal["a", "b", "tie"]
+
+
+class IngestPolicy(_Strict):
+    """What ingestion accepts."""
+
+    max_quarantine_share: float = Field(
+        0.2, ge=0.0, le=1.0, description="A batch quarantining more than this share of its rows fails its check."
+    )
+
+
+class Policy(_Strict):
+    """The whole governance policy."""
+
+    version: str = Field(description="Human-readable policy version, e.g. '2026-11-27.1'.")
+    consensus: ConsensusPolicy = ConsensusPolicy()
+    split: SplitPolicy = SplitPolicy()
+    ingest: IngestPolicy = IngestPolicy()
+    gold_pairs: list[GoldPair] = Field(default_factory=list)
+    quotas: dict[str, int] = Field(
+        default_factory=dict, description="Maximum preference rows per category (later issues balance to these)."
+    )
+    sources_allowed_in_training: list[str] = Field(
+        default_factory=list, description="Label sources whose consensus may train; empty means all."
+    )
+
+    @model_validator(mode="after")
+    def _unique_gold(self) -> Policy:
+        ids = [g.pair_id for g in self.gold_pairs]
+        if len(ids) != len(set(ids)):
+            raise ValueError("gold_pairs: a pair_id appears twice")
+        return self
+
+    @property
+    def policy_hash(self) -> str:
+        """Hash of the validated content (not the file bytes): comments and key order do not change it."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy YAML; errors name the file and the offending key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read policy file: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{path}: expected a mapping at top level, got {type(raw).__name__}")
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"key '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors()
+        )
+        raise PolicyError(f"{path}: invalid policy: {problems}") from exc

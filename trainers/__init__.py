@@ -1,0 +1,1 @@
+"""TRL reward-model and DPO trainers (training issue); heavy imports (torch, trl) stay inside functions."""
