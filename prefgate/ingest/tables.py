@@ -241,8 +241,11 @@ def build_labels(
                 raise RowRejected("choice", f"invalid choice '{raw_choice}' (allowed: {allowed})")
             side = {"first": first_side, "second": OTHER[first_side], "tie": "tie"}
             who = f"{spec.name}:{rec['rater_id']}" if human else rec["judge_id"]
+            # Identity of a label: the source's own label key, else its row identity (pair key, rater, order,
+            # verdict). The same file ingested twice yields the same ids; two rows of one rater on two keys
+            # that happen to hold identical content stay two labels.
             lid = content_hash(kind, spec.name, rec["label_key"]) if rec.get("label_key") else content_hash(
-                kind, spec.name, pid, who, spec.shown_first, raw_choice
+                kind, spec.name, rec["pair_key"], who, spec.shown_first, raw_choice
             )
             prov = _provenance(m, rec)
             if lid in seen:

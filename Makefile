@@ -1,0 +1,33 @@
+# Two commands for a newcomer:  `make run` (set up + main job)  and  `make test` (set up + tests).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint ui clean
+
+$(BIN)/prefgate: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: $(BIN)/prefgate
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+run: $(BIN)/prefgate          ## set up, then run the main job on the bundled sample (embedded DuckDB + local Dagster home)
+	$(BIN)/prefgate run
+
+test: $(VENV)/.dev            ## set up (incl. Debian chromium for the browser test), then run every test
+	scripts/ensure_chromium.sh
+	$(BIN)/pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+ui: $(BIN)/prefgate           ## the Dagster UI on http://127.0.0.1:3000 over the same home
+	$(BIN)/prefgate init
+	DAGSTER_HOME=$${PREFGATE_HOME:-$(CURDIR)/.prefgate}/dagster $(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf .prefgate
