@@ -70,3 +70,12 @@ def landing_sensor(context: dg.SensorEvaluationContext, prefgate: PrefgateResour
                                       run_key=f"labels:{key}:{hash(stamp)}",
                                       tags={"prefgate/trigger": "landing_sensor"}))
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(current))
+
+
+gated_export_automation = dg.AutomationConditionSensorDefinition(
+    "gated_export_automation",
+    target=dg.AssetSelection.assets("preference_set_export"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Exports the preference set after it is updated and only once its blocking checks passed.",
+)

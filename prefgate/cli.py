@@ -88,9 +88,9 @@ def run_main(home: Home, sample: bool = True) -> int:
         if job_name == "refresh_job":
             for ev in result.get_asset_check_evaluations():
                 print(f"  check {ev.check_name:<30} {'passed' if ev.passed else 'FAILED'}")
-            skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
-            if skipped:
-                print(f"  skipped (blocked by a failed check): {', '.join(skipped)}")
+            done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+            if "preference_set_export" not in done:
+                print("  preference_set_export NOT written: a blocking check on preference_set failed")
     print_tables(home)
     print(f"exports: {home.exports}\nDagster UI: DAGSTER_HOME={home.dagster_home} dagster dev  (see README)")
     return 0 if ok else 1

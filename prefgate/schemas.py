@@ -74,6 +74,7 @@ class PairKeys(_Base):
 class _Label(Provenance):
     label_id: Series[str] = pa.Field(unique=True, str_matches=HEX16)
     pair_id: Series[str] = pa.Field(str_matches=HEX16)
+    pair_key: Series[str] = pa.Field(description="The pair's key in the source the label refers to.")
     batch_date: Series[pl.Date]
     choice: Series[str] = pa.Field(isin=["a", "b", "tie"])
     raw_choice: Series[str]

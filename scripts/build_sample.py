@@ -140,10 +140,10 @@ DATASETS: tuple[Dataset, ...] = (
             "`LICENSE.CC-BY`). The repository's code is GPLv3+; no code is included."
         ),
         attribution=(
-            'Cite "LLMFAO: Large Language Model Feedback Analysis and Optimization", '
-            "Dmitry Ustalov (github.com/dustalov/llmfao), CC BY 4.0, and llmonitor.com, "
-            'whose "Crowdsourced LLM Benchmark" supplied the prompts and model '
-            "responses (CC BY 4.0). Changes: rows subset, pairs file decompressed, "
+            'Cite "LLMFAO" by Dmitry Ustalov (github.com/dustalov/llmfao; Hugging Face '
+            '`dustalov/llmfao`), CC BY 4.0, and llmonitor.com, whose "Crowdsourced LLM '
+            'Benchmark" supplied the prompts and model responses (CC BY 4.0). Changes: '
+            "rows subset, pairs file decompressed, "
             "crowd votes split into three files."
         ),
     ),
@@ -227,7 +227,7 @@ DATASETS: tuple[Dataset, ...] = (
         license="CC BY 4.0 (`licenses/xstest-LICENSE`).",
         attribution=(
             'Röttger et al., "XSTest: A Test Suite for Identifying Exaggerated Safety '
-            'Behaviours in Large Language Models", NAACL 2024; '
+            'Behaviours in LLMs", NAACL 2024; '
             "github.com/paul-rottger/exaggerated-safety, CC BY 4.0. Unchanged copy."
         ),
     ),
@@ -385,7 +385,7 @@ def build_prompts(source: Path, landing: Path) -> list[Produced]:
         data = read_source(source, rel)
         write_bytes(landing / dest, data)
         rows = len(jsonl_lines(data.decode("utf-8")))
-        out.append(Produced(dest, dataset, rel, rows, "Verbatim copy (all rows)."))
+        out.append(Produced(dest, dataset, rel.split("/", 1)[1], rows, "Verbatim copy (all rows)."))
     return out
 
 

@@ -32,7 +32,7 @@ PAIR_COLUMNS = {
 }
 PAIR_KEY_COLUMNS = {"source": pl.String, "source_key": pl.String, "pair_id": pl.String, "first_side": pl.String}
 LABEL_COLUMNS = {
-    "label_id": pl.String, "pair_id": pl.String, "batch_date": pl.Date, "choice": pl.String,
+    "label_id": pl.String, "pair_id": pl.String, "pair_key": pl.String, "batch_date": pl.Date, "choice": pl.String,
     "raw_choice": pl.String, "shown_first": pl.String, **PROVENANCE,
 }
 HUMAN_COLUMNS = {**LABEL_COLUMNS, "rater_id": pl.String, "seconds": pl.Float64, "labeled_at": pl.Datetime("us")}
@@ -251,7 +251,7 @@ def build_labels(
             if lid in seen:
                 raise RowRejected("label_id", f"duplicate label: already ingested at {seen[lid]}")
             row: dict[str, Any] = {
-                "label_id": lid, "pair_id": pid, "batch_date": batch_date, "choice": side[verdict],
+                "label_id": lid, "pair_id": pid, "pair_key": rec["pair_key"], "batch_date": batch_date, "choice": side[verdict],
                 "raw_choice": raw_choice, "shown_first": side[spec.shown_first], **prov,
             }
             if human:

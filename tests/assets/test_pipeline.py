@@ -1,0 +1,188 @@
+"""In-process materialisations of the whole graph on the bundled sample, and the gates that guard the export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from pipelines.definitions import build_definitions
+from prefgate.home import Home
+from prefgate.ingest.landing import batches
+from tests.conftest import run_job
+
+BATCHES = ["2026-11-02", "2026-11-03", "2026-11-04"]
+
+
+def table(home: Home, name: str) -> pl.DataFrame:
+    con = duckdb.connect(str(home.warehouse))
+    try:
+        return con.execute(f"SELECT * FROM prefgate.{name}").pl()
+    finally:
+        con.close()
+
+
+def ingest_everything(defs: dg.Definitions, instance: dg.DagsterInstance, home: Home) -> None:
+    run_job(defs, instance, "ingest_job")
+    for key in batches(home.landing, "human_labels"):
+        run_job(defs, instance, "labels_job", key)
+
+
+def output_metadata(result: dg.ExecuteInProcessResult, key: str) -> dict[str, object]:
+    for mat in result.get_asset_materialization_events():
+        if mat.asset_key == dg.AssetKey(key):
+            return {k: v.value for k, v in mat.materialization.metadata.items()}
+    raise KeyError(key)
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Home, dict[str, dg.ExecuteInProcessResult]]:
+    """One full run over the sample: ingest, the three label batches, refresh (shared by the tests below)."""
+    from prefgate.cli import SAMPLE_LANDING, land_folder
+
+    home = Home(tmp_path_factory.mktemp("sample") / "home").ensure()
+    land_folder(SAMPLE_LANDING, home)
+    defs = build_definitions(home)
+    instance = dg.DagsterInstance.ephemeral()
+    results = {"ingest": run_job(defs, instance, "ingest_job")}
+    for key in BATCHES:
+        results[key] = run_job(defs, instance, "labels_job", key)
+    results["refresh"] = run_job(defs, instance, "refresh_job")
+    return home, results
+
+
+def test_sample_batches_are_the_landing_folders(sample_run: tuple[Home, dict]) -> None:
+    home, _ = sample_run
+    assert batches(home.landing, "human_labels") == BATCHES
+
+
+@pytest.mark.parametrize("key,result", [
+    ("raw_prompts", "ingest"), ("response_pairs", "ingest"), ("eval_prompts", "ingest"),
+    *[("human_labels", b) for b in BATCHES], *[("judge_labels", b) for b in BATCHES],
+])
+def test_counts_reconcile_per_asset(sample_run: tuple[Home, dict], key: str, result: str) -> None:
+    _, results = sample_run
+    meta = output_metadata(results[result], key)
+    assert meta["counts_reconcile"] is True
+    assert meta["rows_read"] == meta["rows_accepted"] + meta["rows_aliased"] + meta["rows_quarantined"]
+    assert meta["rows_read"] > 0
+
+
+def test_quarantine_table_holds_every_rejected_row(sample_run: tuple[Home, dict]) -> None:
+    home, results = sample_run
+    q = table(home, "quarantine")
+    read = quarantined = 0
+    for key, res in [("raw_prompts", "ingest"), ("response_pairs", "ingest"), ("eval_prompts", "ingest"),
+                     *[(k, b) for k in ("human_labels", "judge_labels") for b in BATCHES]]:
+        meta = output_metadata(results[res], key)
+        read += int(meta["rows_read"])  # type: ignore[call-overload]
+        quarantined += int(meta["rows_quarantined"])  # type: ignore[call-overload]
+    assert q.height == quarantined > 0
+    assert q["quarantine_id"].n_unique() == q.height
+    # real bad rows in the sample: PandaLM's GPT-3.5 "garbage" verdicts and empty LLMFAO responses
+    assert q.filter((pl.col("source") == "pandalm-gpt35") & (pl.col("field") == "choice")).height > 0
+    assert q.filter(pl.col("reason").str.contains("missing required field 'response_")).height > 0
+    assert (q["line"] >= 1).all() and q["source_file"].str.len_chars().min() > 0  # type: ignore[operator]
+
+
+def test_labels_normalised_to_canonical_pairs(sample_run: tuple[Home, dict]) -> None:
+    home, _ = sample_run
+    labels, pairs = table(home, "human_labels"), table(home, "response_pairs")
+    assert set(labels["choice"].unique()) <= {"a", "b", "tie"}
+    assert set(labels["shown_first"].unique()) == {"a", "b"}  # both orientations occur in real data
+    assert labels.join(pairs, on="pair_id", how="anti").height == 0
+    assert sorted(labels["batch_date"].cast(pl.String).unique().to_list()) == BATCHES
+    # an llmfao "left" vote picks the response the source listed first (result_x)
+    keys = table(home, "pair_keys").filter(pl.col("source") == "llmfao")
+    left = labels.filter((pl.col("source") == "llmfao-crowd") & (pl.col("raw_choice") == "left"))
+    joined = left.join(keys, left_on=["pair_key", "pair_id"], right_on=["source_key", "pair_id"])
+    assert joined.height == left.height
+    assert (joined["choice"] == joined["first_side"]).all()
+    # the same two responses listed in both orders under two keys are one pair seen from both sides
+    both = keys.group_by("pair_id").agg(pl.col("first_side").n_unique().alias("n")).filter(pl.col("n") == 2)
+    assert both.height > 0
+
+
+def test_preference_set_passes_gates_and_exports(sample_run: tuple[Home, dict]) -> None:
+    home, results = sample_run
+    checks = {e.check_name: e.passed for e in results["refresh"].get_asset_check_evaluations()}
+    assert checks == {"preference_set_schema": True, "chosen_differs_from_rejected": True,
+                      "no_duplicate_pairs": True, "no_eval_contamination": True, "not_empty": True}
+    ps = table(home, "preference_set")
+    assert ps.height > 100
+    assert set(ps["split"].unique()) == {"train", "eval"}
+    both = ps.group_by("prompt_id").agg(pl.col("split").n_unique().alias("n")).filter(pl.col("n") > 1)
+    assert both.height == 0, "a prompt is in both train and eval"
+    out = home.exports / "preference_set"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rows"] == ps.height
+    from datasets import load_from_disk
+
+    ds = load_from_disk(str(out / "hf_dataset"))
+    assert {"prompt", "chosen", "rejected"} <= set(ds["train"].column_names)
+    assert ds["train"].num_rows + ds["test"].num_rows == ps.height
+    assert pl.read_parquet(out / "preference_set.parquet").height == ps.height
+
+
+def test_consensus_provenance_reaches_preference_rows(sample_run: tuple[Home, dict]) -> None:
+    home, _ = sample_run
+    ps, labels = table(home, "preference_set"), table(home, "human_labels")
+    exploded = ps.select("pair_id", "label_ids").explode("label_ids")
+    matched = exploded.join(labels.select("label_id", "pair_id"), left_on="label_ids", right_on="label_id")
+    assert matched.height == exploded.height
+    assert (matched["pair_id"] == matched["pair_id_right"]).all()
+
+
+def test_planted_contamination_blocks_export(sample_home: Home, sources_copy: Path) -> None:
+    defs = build_definitions(sample_home)
+    instance = dg.DagsterInstance.ephemeral()
+    ingest_everything(defs, instance, sample_home)
+    run_job(defs, instance, "refresh_job")
+    export = sample_home.exports / "preference_set"
+    assert export.exists()
+    import shutil
+
+    shutil.rmtree(export)
+    leaked = table(sample_home, "preference_set").filter(pl.col("split") == "train")["prompt"][0]
+    (sample_home.landing / "eval" / "truthfulqa-planted.csv").write_text(
+        pl.DataFrame({"Question": [leaked], "Category": ["planted"]}).write_csv())
+    run_job(defs, instance, "ingest_job")
+    result = run_job(defs, instance, "refresh_job", ok=None)
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["no_eval_contamination"] is False
+    assert all(v for k, v in checks.items() if k != "no_eval_contamination")
+    assert result.success is False  # the blocking check fails the preference_set step
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "preference_set" in materialized and "preference_set_export" not in materialized
+    assert not export.exists(), "a failed blocking check must leave no export"
+
+
+def test_reingesting_the_same_file_adds_nothing(sample_home: Home) -> None:
+    defs = build_definitions(sample_home)
+    instance = dg.DagsterInstance.ephemeral()
+    ingest_everything(defs, instance, sample_home)
+    before = table(sample_home, "human_labels").height
+    run_job(defs, instance, "labels_job", "2026-11-02")  # same batch again
+    assert table(sample_home, "human_labels").height == before
+    # the same bytes dropped into a later batch folder are skipped as a whole
+    src = sample_home.landing / "human_labels" / "2026-11-02" / "llmfao-crowd.csv"
+    later = sample_home.landing / "human_labels" / "2026-11-09"
+    later.mkdir()
+    (later / "llmfao-crowd-again.csv").write_bytes(src.read_bytes())
+    result = run_job(defs, instance, "labels_job", "2026-11-09")
+    assert table(sample_home, "human_labels").height == before
+    meta = output_metadata(result, "human_labels")
+    assert meta["skipped_duplicate_files"] == [
+        {"file": "human_labels/2026-11-09/llmfao-crowd-again.csv",
+         "same_bytes_as": "human_labels/2026-11-02/llmfao-crowd.csv"}]
+    # the same labels inside a different file are quarantined as duplicates, not counted twice
+    lines = src.read_text().splitlines()
+    (later / "llmfao-crowd-edited.csv").write_text("\n".join([lines[0], lines[1], lines[2]]) + "\n")
+    run_job(defs, instance, "labels_job", "2026-11-09")
+    assert table(sample_home, "human_labels").height == before
+    q = table(sample_home, "quarantine_human_labels").filter(pl.col("batch_date") == pl.date(2026, 11, 9))
+    assert q.height == 2 and q["reason"].str.starts_with("duplicate label: already ingested at batch 2026-11-02").all()
