@@ -78,7 +78,7 @@ def run_main(home: Home, sample: bool = True) -> int:
     ok = True
     for job_name, partition in plan:
         t0 = time.perf_counter()
-        result = defs.get_job_def(job_name).execute_in_process(
+        result = defs.resolve_job_def(job_name).execute_in_process(
             instance=instance, partition_key=partition, raise_on_error=False,
             tags={"prefgate/trigger": "prefgate run"},
         )

@@ -7,6 +7,7 @@ which the assets report as metadata.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -185,7 +186,7 @@ def _float(rec: dict[str, Any], name: str, lo: float | None = None, hi: float | 
         out = float(value)
     except ValueError:
         raise RowRejected(name, f"field '{name}': expected a number, got '{value}'") from None
-    if out != out or (lo is not None and out < lo) or (hi is not None and out > hi):
+    if not math.isfinite(out) or (lo is not None and out < lo) or (hi is not None and out > hi):
         raise RowRejected(name, f"field '{name}': {value} is outside [{lo}, {hi}]")
     return out
 

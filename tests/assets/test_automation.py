@@ -1,0 +1,93 @@
+"""The graph's shape (snapshot), the landing sensor, the nightly schedule, and the gated export automation."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from pipelines.definitions import build_definitions
+from pipelines.resources import PrefgateResource
+from pipelines.sensors import landing_sensor
+from prefgate.home import Home
+from tests.conftest import run_job
+
+ASSETS = [
+    "eval_prompts", "human_consensus", "human_labels", "judge_labels", "pair_keys", "preference_set",
+    "preference_set_export", "quarantine", "quarantine_eval_prompts", "quarantine_human_labels",
+    "quarantine_judge_labels", "quarantine_raw_prompts", "quarantine_response_pairs", "raw_prompts",
+    "response_pairs",
+]
+CHECKS = ["chosen_differs_from_rejected", "no_duplicate_pairs", "no_eval_contamination", "not_empty",
+          "preference_set_schema"]
+
+
+def test_graph_snapshot(home: Home) -> None:
+    """A change to the graph is always a visible diff here."""
+    defs = build_definitions(home)
+    graph = defs.resolve_asset_graph()
+    assert sorted(k.to_user_string() for k in graph.get_all_asset_keys()) == ASSETS
+    assert sorted(c.name for c in graph.asset_check_keys) == CHECKS
+    from checks.preference_set import CHECKS as CHECK_DEFS
+
+    assert all(spec.blocking for c in CHECK_DEFS for spec in c.check_specs)
+    assert sorted(j.name for j in defs.jobs or []) == ["ingest_job", "labels_job", "refresh_job"]
+    assert [(s.name, s.cron_schedule) for s in defs.schedules or []] == [("nightly_refresh", "0 2 * * *")]
+    assert sorted(s.name for s in defs.sensors or []) == ["gated_export_automation", "landing_sensor"]
+    partitioned = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).is_partitioned}
+    assert partitioned == {"human_labels", "judge_labels", "quarantine_human_labels", "quarantine_judge_labels"}
+
+
+def test_landing_sensor_requests_runs_for_new_files(sample_home: Home) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"prefgate": PrefgateResource(home=str(sample_home.root))}
+    ctx = dg.build_sensor_context(instance=instance, resources=resources)
+    first = landing_sensor(ctx)
+    reqs = [(r.job_name, r.partition_key) for r in first.run_requests or []]
+    assert reqs == [("ingest_job", None), ("labels_job", "2026-11-02"), ("labels_job", "2026-11-03"),
+                    ("labels_job", "2026-11-04")]
+    again = landing_sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
+    assert not again.run_requests
+    new = sample_home.landing / "judge_labels" / "2026-11-05"
+    new.mkdir()
+    (new / "llmfao-gpt4-rerun.csv").write_text("id,prompt,model_x,model_y,winner,left,right\n")
+    third = landing_sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=again.cursor))
+    assert [(r.job_name, r.partition_key) for r in third.run_requests or []] == [("labels_job", "2026-11-05")]
+    assert "judge_labels/2026-11-05/llmfao-gpt4-rerun.csv" in json.loads(third.cursor or "{}")
+
+
+def _materialize_set(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    job = defs.resolve_implicit_global_asset_job_def()
+    keys = [dg.AssetKey(k) for k in ("quarantine", "human_consensus", "preference_set")]
+    return job.execute_in_process(instance=instance, asset_selection=keys, raise_on_error=False)
+
+
+@pytest.mark.parametrize("contaminate", [False, True])
+def test_export_automation_waits_for_blocking_checks(sample_home: Home, contaminate: bool) -> None:
+    defs = build_definitions(sample_home)
+    instance = dg.DagsterInstance.ephemeral()
+    run_job(defs, instance, "ingest_job")
+    for batch in ("2026-11-02", "2026-11-03", "2026-11-04"):
+        run_job(defs, instance, "labels_job", batch)
+    tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # the automation sensor's first tick
+    assert tick.total_requested == 0  # preference_set is missing, so the export waits
+    if contaminate:
+        first = _materialize_set(defs, instance)
+        assert first.success
+        import duckdb
+
+        con = duckdb.connect(str(sample_home.warehouse))
+        prompt = con.execute("SELECT prompt FROM prefgate.preference_set LIMIT 1").fetchone()[0]  # type: ignore[index]
+        con.close()
+        (sample_home.landing / "eval" / "truthfulqa-leak.csv").write_text(
+            pl.DataFrame({"Question": [prompt], "Category": ["leak"]}).write_csv())
+        run_job(defs, instance, "ingest_job")
+    result = _materialize_set(defs, instance)
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["no_eval_contamination"] is (not contaminate)
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
+    # only the export carries an automation condition: requested once its deps' blocking checks passed
+    assert evaluation.total_requested == (0 if contaminate else 1)
+    assert evaluation.get_num_requested(dg.AssetKey("preference_set_export")) == (0 if contaminate else 1)
