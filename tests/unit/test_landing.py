@@ -55,7 +55,9 @@ def test_land_skips_files_seen_in_other_batches(tmp_path: Path) -> None:
     sha = file_sha256(str(f))
     out = land(tmp_path, specs, "human_labels", "2024-05-02", seen_file_hashes={sha: "human_labels/2024-05-01/x.csv"})
     assert out.files == []
-    assert out.skipped_duplicate_files == [("human_labels/2024-05-02/llmfao-crowd.csv", "human_labels/2024-05-01/x.csv")]
+    assert out.skipped_duplicate_files == [
+        ("human_labels/2024-05-02/llmfao-crowd.csv", "human_labels/2024-05-01/x.csv"),
+    ]
 
 
 def test_land_undeclared_file_is_error(tmp_path: Path) -> None:

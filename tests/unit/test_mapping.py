@@ -109,7 +109,9 @@ EXPERTS = spec(
 
 
 def test_explode_one_record_per_element_and_empty_list_rejected() -> None:
-    votes = [{"judge": "e1", "winner": "model_a"}, {"judge": "e2", "winner": "tie"}, {"judge": "e3", "winner": "model_b"}]
+    votes = [
+        {"judge": "e1", "winner": "model_a"}, {"judge": "e2", "winner": "tie"}, {"judge": "e3", "winner": "model_b"},
+    ]
     rows = [
         (1, {"question_id": 1, "model_a": "m1", "model_b": "m2", "human_votes": votes}),
         (2, {"question_id": 2, "model_a": "m1", "model_b": "m2", "human_votes": []}),

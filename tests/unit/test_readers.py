@@ -38,12 +38,12 @@ def test_jsonl_bom_is_ignored(tmp_path) -> None:
 def test_jsonl_non_utf8_is_file_error(tmp_path) -> None:
     path = tmp_path / "latin1.jsonl"
     path.write_bytes('{"a": "caf\u00e9"}\n'.encode("latin-1"))
-    with pytest.raises(IngestFileError, match="latin1.jsonl"):
+    with pytest.raises(IngestFileError, match=r"latin1\.jsonl"):
         list(read_jsonl(path))
 
 
 def test_jsonl_missing_file_is_file_error(tmp_path) -> None:
-    with pytest.raises(IngestFileError, match="nope.jsonl"):
+    with pytest.raises(IngestFileError, match=r"nope\.jsonl"):
         list(read_jsonl(tmp_path / "nope.jsonl"))
 
 

@@ -318,7 +318,8 @@ def test_quarantine_ids_unique_for_identical_rows() -> None:
     assert all(re.fullmatch(r"[0-9a-f]{16}", i) for i in q["quarantine_id"])
     assert q["table"].to_list() == ["human_labels"] * 3 and q["line"].to_list() == [3, 3, 4]
     # deterministic: rebuilding gives the same ids; a different table gives different ones
-    assert quarantine_frame("human_labels", [r, r, other], DAY1)["quarantine_id"].to_list() == q["quarantine_id"].to_list()
+    again = quarantine_frame("human_labels", [r, r, other], DAY1)
+    assert again["quarantine_id"].to_list() == q["quarantine_id"].to_list()
     assert set(quarantine_frame("judge_labels", [r])["quarantine_id"]).isdisjoint(q["quarantine_id"])
     schemas.validate(schemas.Quarantine, q)
     assert quarantine_frame("t", []).height == 0
