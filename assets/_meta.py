@@ -1,6 +1,5 @@
 """Shared metadata helpers for ingest assets: counts that reconcile, and small Markdown tables."""
 
-
 from typing import Any
 
 import dagster as dg
@@ -14,8 +13,10 @@ def markdown_table(df: pl.DataFrame, limit: int = 20) -> dg.MetadataValue:
     """A frame as a Markdown table for the asset's catalog page."""
     head = df.head(limit)
     lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
-    lines += ["| " + " | ".join(str(v).replace("|", "\\|").replace("\n", " ")[:80] for v in row) + " |"
-              for row in head.iter_rows()]
+    lines += [
+        "| " + " | ".join(str(v).replace("|", "\\|").replace("\n", " ")[:80] for v in row) + " |"
+        for row in head.iter_rows()
+    ]
     if df.height > limit:
         lines.append(f"\n…{df.height - limit} more rows")
     return dg.MetadataValue.md("\n".join(lines))
@@ -29,8 +30,11 @@ def ingest_metadata(built: Built, landed: LandedBatch, quarantine: pl.DataFrame)
             f"aliased {built.aliased} + quarantined {len(built.rejected)}"
         )
     per_file = pl.DataFrame(
-        {"file": [m.source_file for m in landed.files], "source": [m.spec.name for m in landed.files],
-         "rows_read": [m.rows_read for m in landed.files]},
+        {
+            "file": [m.source_file for m in landed.files],
+            "source": [m.spec.name for m in landed.files],
+            "rows_read": [m.rows_read for m in landed.files],
+        },
         schema={"file": pl.String, "source": pl.String, "rows_read": pl.Int64},
     )
     q_by_file = quarantine.group_by(pl.col("source_file").alias("file")).agg(pl.len().alias("quarantined"))

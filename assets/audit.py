@@ -1,6 +1,5 @@
 """Audit group: the union quarantine table and the human consensus per pair."""
 
-
 import dagster as dg
 import polars as pl
 
@@ -27,19 +26,29 @@ def quarantine(
     quarantine_judge_labels: pl.DataFrame,
 ) -> dg.Output[pl.DataFrame]:
     """Every rejected landing row in one table: which table, file, line and field, and why."""
-    parts = [quarantine_raw_prompts, quarantine_response_pairs, quarantine_eval_prompts,
-             quarantine_human_labels, quarantine_judge_labels]
+    parts = [
+        quarantine_raw_prompts,
+        quarantine_response_pairs,
+        quarantine_eval_prompts,
+        quarantine_human_labels,
+        quarantine_judge_labels,
+    ]
     df = pl.concat(parts, how="vertical_relaxed")
     df = schemas.validate(schemas.Quarantine, df.sort("table", "source_file", "line", "quarantine_id"))
     by_reason = (
         df.with_columns(pl.col("reason").str.replace(r"'[^']*'", "'…'").alias("reason"))
-        .group_by("table", "field", "reason").len().sort("len", descending=True)
+        .group_by("table", "field", "reason")
+        .len()
+        .sort("len", descending=True)
     )
-    return dg.Output(df, metadata={
-        "dagster/row_count": df.height,
-        "by_table": dg.MetadataValue.json(dict(df.group_by("table").len().sort("table").iter_rows())),
-        "by_reason": markdown_table(by_reason, 30),
-    })
+    return dg.Output(
+        df,
+        metadata={
+            "dagster/row_count": df.height,
+            "by_table": dg.MetadataValue.json(dict(df.group_by("table").len().sort("table").iter_rows())),
+            "by_reason": markdown_table(by_reason, 30),
+        },
+    )
 
 
 @dg.asset(group_name=GROUP, pool="duckdb")
@@ -49,11 +58,15 @@ def human_consensus(
     """Majority verdict per pair over all human label batches, with counts and agreement."""
     df = schemas.validate(schemas.HumanConsensus, majority_consensus(human_labels))
     verdicts = dict(df.group_by("verdict").len().sort("verdict").iter_rows())
-    return dg.Output(df, metadata={
-        "dagster/row_count": df.height,
-        "labels": human_labels.height,
-        "verdicts": dg.MetadataValue.json(verdicts),
-        "mean_agreement": float(df["agreement"].mean() or 0.0),
-        "pairs_by_label_count": dg.MetadataValue.json(
-            {str(k): v for k, v in df.group_by("n_labels").len().sort("n_labels").iter_rows()}),
-    })
+    return dg.Output(
+        df,
+        metadata={
+            "dagster/row_count": df.height,
+            "labels": human_labels.height,
+            "verdicts": dg.MetadataValue.json(verdicts),
+            "mean_agreement": float(df["agreement"].mean() or 0.0),
+            "pairs_by_label_count": dg.MetadataValue.json(
+                {str(k): v for k, v in df.group_by("n_labels").len().sort("n_labels").iter_rows()}
+            ),
+        },
+    )

@@ -1,6 +1,5 @@
 """Curate group: the preference set (behind blocking checks) and its gated export."""
 
-
 import dagster as dg
 import polars as pl
 
@@ -23,17 +22,23 @@ def preference_set(
     policy = prefgate.policy()
     df = assemble_preference_set(response_pairs, human_consensus, policy)
     by = (
-        df.group_by("pair_source", "split").len().sort("pair_source", "split")
-        .pivot(on="split", index="pair_source", values="len").fill_null(0)
+        df.group_by("pair_source", "split")
+        .len()
+        .sort("pair_source", "split")
+        .pivot(on="split", index="pair_source", values="len")
+        .fill_null(0)
     )
-    return dg.Output(df, metadata={
-        "dagster/row_count": df.height,
-        "policy_version": policy.version,
-        "policy_hash": policy.policy_hash,
-        "by_source_and_split": markdown_table(by),
-        "mean_weight": float(df["weight"].mean() or 0.0),
-        "content_hash": frame_hash(df),
-    })
+    return dg.Output(
+        df,
+        metadata={
+            "dagster/row_count": df.height,
+            "policy_version": policy.version,
+            "policy_hash": policy.policy_hash,
+            "by_source_and_split": markdown_table(by),
+            "mean_weight": float(df["weight"].mean() or 0.0),
+            "content_hash": frame_hash(df),
+        },
+    )
 
 
 @dg.asset(
@@ -46,12 +51,20 @@ def preference_set_export(
     """Parquet file, HuggingFace datasets folder and manifest of the gated preference set (exports/)."""
     policy = prefgate.policy()
     out = prefgate.paths.exports / "preference_set"
-    manifest = export_preference_set(preference_set, out, {
-        "policy_version": policy.version, "policy_hash": policy.policy_hash, "run_id": context.run.run_id,
-    })
-    return dg.MaterializeResult(metadata={
-        "path": dg.MetadataValue.path(str(out)),
-        "rows": manifest["rows"],
-        "splits": dg.MetadataValue.json(manifest["splits"]),
-        "content_hash": manifest["content_hash"],
-    })
+    manifest = export_preference_set(
+        preference_set,
+        out,
+        {
+            "policy_version": policy.version,
+            "policy_hash": policy.policy_hash,
+            "run_id": context.run.run_id,
+        },
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(out)),
+            "rows": manifest["rows"],
+            "splits": dg.MetadataValue.json(manifest["splits"]),
+            "content_hash": manifest["content_hash"],
+        }
+    )

@@ -1,6 +1,5 @@
 """Ingest group: prompts, response pairs and eval prompts from the landing folder, with their quarantines."""
 
-
 import dagster as dg
 import polars as pl
 
@@ -16,7 +15,9 @@ POOL = "duckdb"
 
 def _quarantine_out(table: str) -> dg.AssetOut:
     return dg.AssetOut(
-        key=f"quarantine_{table}", group_name=GROUP, io_manager_key="io_manager",
+        key=f"quarantine_{table}",
+        group_name=GROUP,
+        io_manager_key="io_manager",
         description=f"Rows of {table}'s landing files that were rejected, with file, line, field and reason.",
     )
 
@@ -41,9 +42,11 @@ def raw_prompts(context: dg.AssetExecutionContext, prefgate: PrefgateResource): 
 @dg.multi_asset(
     outs={
         "response_pairs": dg.AssetOut(
-            group_name=GROUP, description="Response pairs in canonical a/b order with content-hash ids."),
+            group_name=GROUP, description="Response pairs in canonical a/b order with content-hash ids."
+        ),
         "pair_keys": dg.AssetOut(
-            group_name=GROUP, description="Every (source, key) a pair arrived under, and the side listed first."),
+            group_name=GROUP, description="Every (source, key) a pair arrived under, and the side listed first."
+        ),
         "quarantine_response_pairs": _quarantine_out("response_pairs"),
     },
     ins={"raw_prompts": dg.AssetIn()},
@@ -71,7 +74,8 @@ def response_pairs(  # type: ignore[no-untyped-def]
 @dg.multi_asset(
     outs={
         "eval_prompts": dg.AssetOut(
-            group_name=GROUP, description="Eval and adversarial prompts that must never appear in training."),
+            group_name=GROUP, description="Eval and adversarial prompts that must never appear in training."
+        ),
         "quarantine_eval_prompts": _quarantine_out("eval_prompts"),
     },
     pool=POOL,

@@ -1,6 +1,5 @@
 """Labels group: human and judge labels, partitioned by batch date, normalised to the canonical pair."""
 
-
 import datetime as dt
 from typing import Literal
 
@@ -29,9 +28,11 @@ def _ingest_batch(
     day = dt.date.fromisoformat(batch)
     others = [day.isoformat()]
     existing = prefgate.query(
-        f"SELECT label_id, batch_date, source_file, source_line FROM {SCHEMA}.{kind} WHERE batch_date <> ?", others)
+        f"SELECT label_id, batch_date, source_file, source_line FROM {SCHEMA}.{kind} WHERE batch_date <> ?", others
+    )
     files = prefgate.query(
-        f"SELECT DISTINCT file_sha256, source_file FROM {SCHEMA}.{kind} WHERE batch_date <> ?", others)
+        f"SELECT DISTINCT file_sha256, source_file FROM {SCHEMA}.{kind} WHERE batch_date <> ?", others
+    )
     seen = {} if files is None else dict(zip(files["file_sha256"], files["source_file"], strict=True))
     landed = land(prefgate.paths.landing, prefgate.sources(), kind, batch=batch, seen_file_hashes=seen)
     built = build_labels(landed.files, kind, pair_keys, day, existing)
@@ -42,7 +43,8 @@ def _ingest_batch(
     who = "rater_id" if kind == "human_labels" else "judge_id"
     meta[f"distinct_{who}s"] = table[who].n_unique()
     meta["choice_counts"] = dg.MetadataValue.json(
-        {r["choice"]: r["len"] for r in table.group_by("choice").len().sort("choice").iter_rows(named=True)})
+        {r["choice"]: r["len"] for r in table.group_by("choice").len().sort("choice").iter_rows(named=True)}
+    )
     return (
         dg.Output(table, kind, metadata=meta),
         dg.Output(quarantine, f"quarantine_{kind}", metadata={"dagster/row_count": quarantine.height}),
@@ -53,8 +55,10 @@ def _outs(kind: str, description: str) -> dict[str, dg.AssetOut]:
     return {
         kind: dg.AssetOut(group_name=GROUP, description=description, metadata=PARTITIONED),
         f"quarantine_{kind}": dg.AssetOut(
-            group_name=GROUP, metadata=PARTITIONED,
-            description=f"Rejected rows of {kind} batches, with file, line, field and reason."),
+            group_name=GROUP,
+            metadata=PARTITIONED,
+            description=f"Rejected rows of {kind} batches, with file, line, field and reason.",
+        ),
     }
 
 

@@ -3,7 +3,6 @@
 Checks name the asset by key rather than importing the asset module, so imports stay one-way.
 """
 
-
 import dagster as dg
 import polars as pl
 from pandera.errors import SchemaErrors
@@ -21,24 +20,30 @@ def preference_set_schema(preference_set: pl.DataFrame) -> dg.AssetCheckResult:
         schemas.validate(schemas.PreferenceSet, preference_set)
     except SchemaErrors as exc:
         cases = exc.failure_cases.head(20)
-        return dg.AssetCheckResult(passed=False, metadata={
-            "failures": exc.failure_cases.height, "failure_cases": markdown_table(pl.DataFrame(cases))})
+        return dg.AssetCheckResult(
+            passed=False,
+            metadata={"failures": exc.failure_cases.height, "failure_cases": markdown_table(pl.DataFrame(cases))},
+        )
     return dg.AssetCheckResult(passed=True, metadata={"rows": preference_set.height})
 
 
 @dg.asset_check(asset=ASSET, blocking=True, description="No row has chosen identical to rejected.")
 def chosen_differs_from_rejected(preference_set: pl.DataFrame) -> dg.AssetCheckResult:
     bad = preference_set.filter(pl.col("chosen").str.strip_chars() == pl.col("rejected").str.strip_chars())
-    return dg.AssetCheckResult(passed=bad.height == 0, metadata={
-        "identical_rows": bad.height, "examples": markdown_table(bad.select("example_id", "pair_id"), 10)})
+    return dg.AssetCheckResult(
+        passed=bad.height == 0,
+        metadata={"identical_rows": bad.height, "examples": markdown_table(bad.select("example_id", "pair_id"), 10)},
+    )
 
 
 @dg.asset_check(asset=ASSET, blocking=True, description="Each pair (and each example id) appears once.")
 def no_duplicate_pairs(preference_set: pl.DataFrame) -> dg.AssetCheckResult:
     dup_pairs = preference_set.filter(pl.col("pair_id").is_duplicated())
     dup_examples = preference_set.filter(pl.col("example_id").is_duplicated())
-    return dg.AssetCheckResult(passed=dup_pairs.height == 0 and dup_examples.height == 0, metadata={
-        "duplicate_pair_rows": dup_pairs.height, "duplicate_example_rows": dup_examples.height})
+    return dg.AssetCheckResult(
+        passed=dup_pairs.height == 0 and dup_examples.height == 0,
+        metadata={"duplicate_pair_rows": dup_pairs.height, "duplicate_example_rows": dup_examples.height},
+    )
 
 
 @dg.asset_check(
@@ -49,11 +54,14 @@ def no_duplicate_pairs(preference_set: pl.DataFrame) -> dg.AssetCheckResult:
 )
 def no_eval_contamination(preference_set: pl.DataFrame, eval_prompts: pl.DataFrame) -> dg.AssetCheckResult:
     hits = contaminated(preference_set, eval_prompts)
-    return dg.AssetCheckResult(passed=hits.height == 0, metadata={
-        "contaminated_rows": hits.height,
-        "eval_prompts_checked": eval_prompts.height,
-        "matches": markdown_table(hits.select("example_id", "eval_source", "prompt"), 20),
-    })
+    return dg.AssetCheckResult(
+        passed=hits.height == 0,
+        metadata={
+            "contaminated_rows": hits.height,
+            "eval_prompts_checked": eval_prompts.height,
+            "matches": markdown_table(hits.select("example_id", "eval_source", "prompt"), 20),
+        },
+    )
 
 
 @dg.asset_check(asset=ASSET, blocking=True, description="The set has rows in its train split.")

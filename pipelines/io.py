@@ -17,7 +17,9 @@ from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
 class WarehouseTypeHandler(DuckDBPolarsTypeHandler):
     """Polars <-> DuckDB, writing empty frames and replacing unpartitioned tables."""
 
-    def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection: Any) -> None:
+    def handle_output(
+        self, context: OutputContext, table_slice: TableSlice, obj: pl.DataFrame, connection: Any
+    ) -> None:
         obj_arrow = obj.to_arrow()  # noqa: F841  (DuckDB reads the local by name)
         name = f"{table_slice.schema}.{table_slice.table}"
         connection.execute(f"create schema if not exists {table_slice.schema};")

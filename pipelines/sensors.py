@@ -1,6 +1,5 @@
 """The landing sensor: new or changed files launch the ingest job or a labels batch partition."""
 
-
 import datetime as dt
 import json
 from pathlib import Path
@@ -48,8 +47,7 @@ def plan(changed: list[str]) -> tuple[bool, set[str], list[str]]:
     return ingest, batch_keys, bad
 
 
-@dg.sensor(jobs=[ingest_job, labels_job], minimum_interval_seconds=30,
-           default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(jobs=[ingest_job, labels_job], minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
 def landing_sensor(context: dg.SensorEvaluationContext, prefgate: PrefgateResource) -> dg.SensorResult:
     """Watch landing/: prompts, pairs and eval files run ingest_job; labels/<date>/ files run that partition."""
     current = snapshot(prefgate.paths.landing)
@@ -63,12 +61,20 @@ def landing_sensor(context: dg.SensorEvaluationContext, prefgate: PrefgateResour
     stamp = json.dumps({k: current[k] for k in changed}, sort_keys=True)
     requests = []
     if ingest:
-        requests.append(dg.RunRequest(job_name=ingest_job.name, run_key=f"ingest:{hash(stamp)}",
-                                      tags={"prefgate/trigger": "landing_sensor"}))
+        requests.append(
+            dg.RunRequest(
+                job_name=ingest_job.name, run_key=f"ingest:{hash(stamp)}", tags={"prefgate/trigger": "landing_sensor"}
+            )
+        )
     for key in sorted(batch_keys):
-        requests.append(dg.RunRequest(job_name=labels_job.name, partition_key=key,
-                                      run_key=f"labels:{key}:{hash(stamp)}",
-                                      tags={"prefgate/trigger": "landing_sensor"}))
+        requests.append(
+            dg.RunRequest(
+                job_name=labels_job.name,
+                partition_key=key,
+                run_key=f"labels:{key}:{hash(stamp)}",
+                tags={"prefgate/trigger": "landing_sensor"},
+            )
+        )
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(current))
 
 

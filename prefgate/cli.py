@@ -79,7 +79,9 @@ def run_main(home: Home, sample: bool = True) -> int:
     for job_name, partition in plan:
         t0 = time.perf_counter()
         result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, partition_key=partition, raise_on_error=False,
+            instance=instance,
+            partition_key=partition,
+            raise_on_error=False,
             tags={"prefgate/trigger": "prefgate run"},
         )
         label = job_name + (f"[{partition}]" if partition else "")
@@ -88,7 +90,7 @@ def run_main(home: Home, sample: bool = True) -> int:
         if job_name == "refresh_job":
             for ev in result.get_asset_check_evaluations():
                 print(f"  check {ev.check_name:<30} {'passed' if ev.passed else 'FAILED'}")
-            done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+            done = {str(e.asset_key.to_user_string()) for e in result.get_asset_materialization_events() if e.asset_key}
             if "preference_set_export" not in done:
                 print("  preference_set_export NOT written: a blocking check on preference_set failed")
     print_tables(home)
@@ -104,8 +106,12 @@ def table_counts(home: Home) -> dict[str, int]:
         return {}
     con = duckdb.connect(str(home.warehouse))
     try:
-        names = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'prefgate' ORDER BY 1").fetchall()]
+        names = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'prefgate' ORDER BY 1"
+            ).fetchall()
+        ]
         return {n: int(con.execute(f'SELECT count(*) FROM prefgate."{n}"').fetchone()[0]) for n in names}  # type: ignore[index]
     finally:
         con.close()

@@ -36,8 +36,14 @@ def majority_consensus(labels: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.lit("tie"))
     )
     return counts.select(
-        "pair_id", "n_labels", "n_a", "n_b", "n_tie",
+        "pair_id",
+        "n_labels",
+        "n_a",
+        "n_b",
+        "n_tie",
         verdict.alias("verdict"),
         (top / pl.col("n_labels")).alias("agreement"),
-        "label_ids", "rater_ids", "sources",
+        "label_ids",
+        "rater_ids",
+        "sources",
     ).sort("pair_id")

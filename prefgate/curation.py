@@ -12,8 +12,23 @@ from prefgate.ids import content_hash
 from prefgate.policy import Policy
 
 PREFERENCE_COLUMNS = [
-    "example_id", "prompt", "chosen", "rejected", "pair_id", "prompt_id", "chosen_side", "split", "category",
-    "language", "pair_source", "label_source", "n_labels", "agreement", "weight", "label_ids", "rater_ids",
+    "example_id",
+    "prompt",
+    "chosen",
+    "rejected",
+    "pair_id",
+    "prompt_id",
+    "chosen_side",
+    "split",
+    "category",
+    "language",
+    "pair_source",
+    "label_source",
+    "n_labels",
+    "agreement",
+    "weight",
+    "label_ids",
+    "rater_ids",
     "policy_hash",
 ]
 
@@ -47,8 +62,14 @@ def assemble_preference_set(pairs: pl.DataFrame, consensus: pl.DataFrame, policy
         pl.lit(policy.policy_hash).alias("policy_hash"),
     )
     out = out.with_columns(
-        pl.Series("example_id", [content_hash("example", p, s) for p, s in zip(
-            out["pair_id"].to_list(), out["chosen_side"].to_list(), strict=True)], dtype=pl.String),
+        pl.Series(
+            "example_id",
+            [
+                content_hash("example", p, s)
+                for p, s in zip(out["pair_id"].to_list(), out["chosen_side"].to_list(), strict=True)
+            ],
+            dtype=pl.String,
+        ),
         split_of(out["prompt_id"], policy.split.eval_fraction, policy.split.salt),
     )
     return out.select(PREFERENCE_COLUMNS).sort("example_id")
@@ -56,5 +77,6 @@ def assemble_preference_set(pairs: pl.DataFrame, consensus: pl.DataFrame, policy
 
 def contaminated(preference_set: pl.DataFrame, eval_prompts: pl.DataFrame) -> pl.DataFrame:
     """Preference rows whose prompt (by normalised-text id) is an eval prompt."""
-    return preference_set.join(eval_prompts.select("prompt_id", pl.col("source").alias("eval_source")),
-                               on="prompt_id", how="inner")
+    return preference_set.join(
+        eval_prompts.select("prompt_id", pl.col("source").alias("eval_source")), on="prompt_id", how="inner"
+    )

@@ -36,8 +36,12 @@ def export_preference_set(df: pl.DataFrame, out_dir: Path, manifest: dict[str, A
         for name, split in (("train", "train"), ("test", "eval"))
     }
     DatasetDict(splits).save_to_disk(str(tmp / "hf_dataset"))
-    full = {**manifest, "rows": df.height, "content_hash": frame_hash(df),
-            "splits": {k: v.num_rows for k, v in splits.items()}}
+    full = {
+        **manifest,
+        "rows": df.height,
+        "content_hash": frame_hash(df),
+        "splits": {k: v.num_rows for k, v in splits.items()},
+    }
     (tmp / "manifest.json").write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)

@@ -98,7 +98,5 @@ def load_policy(path: str | Path) -> Policy:
     try:
         return Policy.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"key '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"key '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}" for err in exc.errors())
         raise PolicyError(f"{path}: invalid policy: {problems}") from exc

@@ -36,11 +36,13 @@ def sources_copy(tmp_path: Path) -> Path:
     return dest
 
 
-def run_job(defs: dg.Definitions, instance: dg.DagsterInstance, name: str, partition: str | None = None,
-            ok: bool = True) -> dg.ExecuteInProcessResult:
+def run_job(
+    defs: dg.Definitions, instance: dg.DagsterInstance, name: str, partition: str | None = None, ok: bool = True
+) -> dg.ExecuteInProcessResult:
     """Execute one job in process; assert its success (or failure) unless ``ok`` is None."""
-    result = defs.resolve_job_def(name).execute_in_process(instance=instance, partition_key=partition,
-                                                       raise_on_error=False)
+    result = defs.resolve_job_def(name).execute_in_process(
+        instance=instance, partition_key=partition, raise_on_error=False
+    )
     if ok is not None:
         assert result.success is ok, [str(e.event_specific_data) for e in result.all_events if e.is_failure]
     return result

@@ -86,8 +86,7 @@ def read_parquet(path: Path) -> Iterator[Row]:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise IngestFileError(f"{path}: cannot read Parquet file: {exc}") from exc
-    for i, row in enumerate(table.to_pylist(), start=1):
-        yield i, row
+    yield from enumerate(table.to_pylist(), start=1)
 
 
 READERS = {"jsonl": read_jsonl, "csv": read_csv, "parquet": read_parquet}

@@ -23,8 +23,15 @@ FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "prompts": ({"source_key", "prompt", "category", "language"}, {"prompt"}),
     "pairs": (
         {
-            "source_key", "prompt", "response_first", "response_second", "model_first", "model_second",
-            "category", "language", "reference_choice",
+            "source_key",
+            "prompt",
+            "response_first",
+            "response_second",
+            "model_first",
+            "model_second",
+            "category",
+            "language",
+            "reference_choice",
         },
         {"prompt", "response_first", "response_second"},
     ),

@@ -13,34 +13,81 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
+from polars._typing import SchemaDict
 
 from prefgate.ids import content_hash, pair_id, prompt_id, response_id
 from prefgate.ingest.mapping import Mapped, Rejected
 from prefgate.ingest.sources import FIELDS
 
-PROVENANCE = {"source": pl.String, "source_file": pl.String, "source_line": pl.Int64, "file_sha256": pl.String}
-PROMPT_COLUMNS = {
-    "prompt_id": pl.String, "prompt": pl.String, "source_key": pl.String, "category": pl.String,
-    "language": pl.String, **PROVENANCE,
+PROVENANCE: SchemaDict = {
+    "source": pl.String,
+    "source_file": pl.String,
+    "source_line": pl.Int64,
+    "file_sha256": pl.String,
 }
-EVAL_COLUMNS = {**PROMPT_COLUMNS, "safety": pl.String}
-PAIR_COLUMNS = {
-    "pair_id": pl.String, "prompt_id": pl.String, "prompt": pl.String,
-    "response_a_id": pl.String, "response_a": pl.String, "model_a": pl.String,
-    "response_b_id": pl.String, "response_b": pl.String, "model_b": pl.String,
-    "source_key": pl.String, "category": pl.String, "language": pl.String, "reference_choice": pl.String,
+PROMPT_COLUMNS: SchemaDict = {
+    "prompt_id": pl.String,
+    "prompt": pl.String,
+    "source_key": pl.String,
+    "category": pl.String,
+    "language": pl.String,
     **PROVENANCE,
 }
-PAIR_KEY_COLUMNS = {"source": pl.String, "source_key": pl.String, "pair_id": pl.String, "first_side": pl.String}
-LABEL_COLUMNS = {
-    "label_id": pl.String, "pair_id": pl.String, "pair_key": pl.String, "batch_date": pl.Date, "choice": pl.String,
-    "raw_choice": pl.String, "shown_first": pl.String, **PROVENANCE,
+EVAL_COLUMNS: SchemaDict = {**PROMPT_COLUMNS, "safety": pl.String}
+PAIR_COLUMNS: SchemaDict = {
+    "pair_id": pl.String,
+    "prompt_id": pl.String,
+    "prompt": pl.String,
+    "response_a_id": pl.String,
+    "response_a": pl.String,
+    "model_a": pl.String,
+    "response_b_id": pl.String,
+    "response_b": pl.String,
+    "model_b": pl.String,
+    "source_key": pl.String,
+    "category": pl.String,
+    "language": pl.String,
+    "reference_choice": pl.String,
+    **PROVENANCE,
 }
-HUMAN_COLUMNS = {**LABEL_COLUMNS, "rater_id": pl.String, "seconds": pl.Float64, "labeled_at": pl.Datetime("us")}
-JUDGE_COLUMNS = {**LABEL_COLUMNS, "judge_id": pl.String, "rationale": pl.String, "probability_a": pl.Float64}
-QUARANTINE_COLUMNS = {
-    "quarantine_id": pl.String, "table": pl.String, "batch_date": pl.Date, "source": pl.String,
-    "source_file": pl.String, "line": pl.Int64, "field": pl.String, "reason": pl.String, "raw": pl.String,
+PAIR_KEY_COLUMNS: SchemaDict = {
+    "source": pl.String,
+    "source_key": pl.String,
+    "pair_id": pl.String,
+    "first_side": pl.String,
+}
+LABEL_COLUMNS: SchemaDict = {
+    "label_id": pl.String,
+    "pair_id": pl.String,
+    "pair_key": pl.String,
+    "batch_date": pl.Date,
+    "choice": pl.String,
+    "raw_choice": pl.String,
+    "shown_first": pl.String,
+    **PROVENANCE,
+}
+HUMAN_COLUMNS: SchemaDict = {
+    **LABEL_COLUMNS,
+    "rater_id": pl.String,
+    "seconds": pl.Float64,
+    "labeled_at": pl.Datetime("us"),
+}
+JUDGE_COLUMNS: SchemaDict = {
+    **LABEL_COLUMNS,
+    "judge_id": pl.String,
+    "rationale": pl.String,
+    "probability_a": pl.Float64,
+}
+QUARANTINE_COLUMNS: SchemaDict = {
+    "quarantine_id": pl.String,
+    "table": pl.String,
+    "batch_date": pl.Date,
+    "source": pl.String,
+    "source_file": pl.String,
+    "line": pl.Int64,
+    "field": pl.String,
+    "reason": pl.String,
+    "raw": pl.String,
 }
 OTHER = {"a": "b", "b": "a"}
 
@@ -82,7 +129,9 @@ def _require(rec: dict[str, Any], kind: str) -> None:
 
 def _provenance(m: Mapped, rec: dict[str, Any]) -> dict[str, Any]:
     return {
-        "source": m.spec.name, "source_file": m.source_file, "source_line": rec["_line"],
+        "source": m.spec.name,
+        "source_file": m.source_file,
+        "source_line": rec["_line"],
         "file_sha256": m.file_sha256,
     }
 
@@ -106,8 +155,12 @@ def build_prompts(files: list[Mapped], kind: str = "prompts") -> Built:
             if pid in rows:
                 raise RowRejected("prompt", f"duplicate prompt: same text as {_where(rows[pid])}")
             row = {
-                "prompt_id": pid, "prompt": rec["prompt"], "source_key": rec.get("source_key"),
-                "category": rec.get("category"), "language": rec.get("language"), **_provenance(m, rec),
+                "prompt_id": pid,
+                "prompt": rec["prompt"],
+                "source_key": rec.get("source_key"),
+                "category": rec.get("category"),
+                "language": rec.get("language"),
+                **_provenance(m, rec),
             }
             if kind == "eval_prompts":
                 safety = rec.get("safety")
@@ -163,17 +216,28 @@ def build_pairs(files: list[Mapped]) -> tuple[Built, pl.DataFrame]:
                 OTHER[first_side]: (r2, rec["response_second"], rec.get("model_second")),
             }
             pairs[pid] = {
-                "pair_id": pid, "prompt_id": pid_, "prompt": rec["prompt"],
-                "response_a_id": sides["a"][0], "response_a": sides["a"][1], "model_a": sides["a"][2],
-                "response_b_id": sides["b"][0], "response_b": sides["b"][1], "model_b": sides["b"][2],
-                "source_key": skey, "category": rec.get("category"), "language": rec.get("language"),
-                "reference_choice": ref, **prov,
+                "pair_id": pid,
+                "prompt_id": pid_,
+                "prompt": rec["prompt"],
+                "response_a_id": sides["a"][0],
+                "response_a": sides["a"][1],
+                "model_a": sides["a"][2],
+                "response_b_id": sides["b"][0],
+                "response_b": sides["b"][1],
+                "model_b": sides["b"][2],
+                "source_key": skey,
+                "category": rec.get("category"),
+                "language": rec.get("language"),
+                "reference_choice": ref,
+                **prov,
             }
         except RowRejected as exc:
             rejected.append(_reject(m, rec, exc))
     table = pl.DataFrame(list(pairs.values()), schema=PAIR_COLUMNS, orient="row")
-    key_rows = [{"source": s, "source_key": k, "pair_id": v["pair_id"], "first_side": v["first_side"]}
-                for (s, k), v in keys.items()]
+    key_rows = [
+        {"source": s, "source_key": k, "pair_id": v["pair_id"], "first_side": v["first_side"]}
+        for (s, k), v in keys.items()
+    ]
     key_table = pl.DataFrame(key_rows, schema=PAIR_KEY_COLUMNS, orient="row")
     return Built(table, rejected, sum(m.rows_read for m in files), aliased), key_table
 
@@ -216,9 +280,7 @@ def build_labels(
     a label already ingested is quarantined as a duplicate rather than counted twice.
     """
     human = kind == "human_labels"
-    key_map = {
-        (r["source"], r["source_key"]): (r["pair_id"], r["first_side"]) for r in pair_keys.iter_rows(named=True)
-    }
+    key_map = {(r["source"], r["source_key"]): (r["pair_id"], r["first_side"]) for r in pair_keys.iter_rows(named=True)}
     seen: dict[str, str] = {}
     if existing is not None:
         for r in existing.iter_rows(named=True):
@@ -232,8 +294,10 @@ def build_labels(
             assert spec.choices is not None and spec.shown_first is not None and spec.pairs_from is not None
             hit = key_map.get((spec.pairs_from, rec["pair_key"]))
             if hit is None:
-                raise RowRejected("pair_key", f"unknown pair: no pair '{rec['pair_key']}' from source "
-                                              f"'{spec.pairs_from}' in response_pairs")
+                raise RowRejected(
+                    "pair_key",
+                    f"unknown pair: no pair '{rec['pair_key']}' from source '{spec.pairs_from}' in response_pairs",
+                )
             pid, first_side = hit
             raw_choice = rec["choice"]
             verdict = spec.choices.get(raw_choice)
@@ -245,19 +309,30 @@ def build_labels(
             # Identity of a label: the source's own label key, else its row identity (pair key, rater, order,
             # verdict). The same file ingested twice yields the same ids; two rows of one rater on two keys
             # that happen to hold identical content stay two labels.
-            lid = content_hash(kind, spec.name, rec["label_key"]) if rec.get("label_key") else content_hash(
-                kind, spec.name, rec["pair_key"], who, spec.shown_first, raw_choice
+            lid = (
+                content_hash(kind, spec.name, rec["label_key"])
+                if rec.get("label_key")
+                else content_hash(kind, spec.name, rec["pair_key"], who, spec.shown_first, raw_choice)
             )
             prov = _provenance(m, rec)
             if lid in seen:
                 raise RowRejected("label_id", f"duplicate label: already ingested at {seen[lid]}")
             row: dict[str, Any] = {
-                "label_id": lid, "pair_id": pid, "pair_key": rec["pair_key"], "batch_date": batch_date, "choice": side[verdict],
-                "raw_choice": raw_choice, "shown_first": side[spec.shown_first], **prov,
+                "label_id": lid,
+                "pair_id": pid,
+                "pair_key": rec["pair_key"],
+                "batch_date": batch_date,
+                "choice": side[verdict],
+                "raw_choice": raw_choice,
+                "shown_first": side[spec.shown_first],
+                **prov,
             }
             if human:
-                row |= {"rater_id": who, "seconds": _float(rec, "seconds", 0.0),
-                        "labeled_at": _timestamp(rec, "labeled_at")}
+                row |= {
+                    "rater_id": who,
+                    "seconds": _float(rec, "seconds", 0.0),
+                    "labeled_at": _timestamp(rec, "labeled_at"),
+                }
             else:
                 p_first = _float(rec, "probability_first", 0.0, 1.0)
                 p_a = None if p_first is None else (p_first if first_side == "a" else 1.0 - p_first)
@@ -277,9 +352,17 @@ def quarantine_frame(table: str, rejected: list[Rejected], batch_date: dt.date |
     for r in rejected:
         key = (r.source_file, r.line, r.field, r.raw)
         counts[key] = counts.get(key, 0) + 1
-        rows.append({
-            "quarantine_id": content_hash(table, r.source_file, str(r.line), r.field, r.raw, str(counts[key])),
-            "table": table, "batch_date": batch_date, "source": r.source, "source_file": r.source_file,
-            "line": r.line, "field": r.field, "reason": r.reason, "raw": r.raw,
-        })
+        rows.append(
+            {
+                "quarantine_id": content_hash(table, r.source_file, str(r.line), r.field, r.raw, str(counts[key])),
+                "table": table,
+                "batch_date": batch_date,
+                "source": r.source,
+                "source_file": r.source_file,
+                "line": r.line,
+                "field": r.field,
+                "reason": r.reason,
+                "raw": r.raw,
+            }
+        )
     return pl.DataFrame(rows, schema=QUARANTINE_COLUMNS, orient="row")

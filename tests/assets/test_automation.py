@@ -15,13 +15,29 @@ from prefgate.home import Home
 from tests.conftest import run_job
 
 ASSETS = [
-    "eval_prompts", "human_consensus", "human_labels", "judge_labels", "pair_keys", "preference_set",
-    "preference_set_export", "quarantine", "quarantine_eval_prompts", "quarantine_human_labels",
-    "quarantine_judge_labels", "quarantine_raw_prompts", "quarantine_response_pairs", "raw_prompts",
+    "eval_prompts",
+    "human_consensus",
+    "human_labels",
+    "judge_labels",
+    "pair_keys",
+    "preference_set",
+    "preference_set_export",
+    "quarantine",
+    "quarantine_eval_prompts",
+    "quarantine_human_labels",
+    "quarantine_judge_labels",
+    "quarantine_raw_prompts",
+    "quarantine_response_pairs",
+    "raw_prompts",
     "response_pairs",
 ]
-CHECKS = ["chosen_differs_from_rejected", "no_duplicate_pairs", "no_eval_contamination", "not_empty",
-          "preference_set_schema"]
+CHECKS = [
+    "chosen_differs_from_rejected",
+    "no_duplicate_pairs",
+    "no_eval_contamination",
+    "not_empty",
+    "preference_set_schema",
+]
 
 
 def test_graph_snapshot(home: Home) -> None:
@@ -46,8 +62,12 @@ def test_landing_sensor_requests_runs_for_new_files(sample_home: Home) -> None:
     ctx = dg.build_sensor_context(instance=instance, resources=resources)
     first = landing_sensor(ctx)
     reqs = [(r.job_name, r.partition_key) for r in first.run_requests or []]
-    assert reqs == [("ingest_job", None), ("labels_job", "2026-11-02"), ("labels_job", "2026-11-03"),
-                    ("labels_job", "2026-11-04")]
+    assert reqs == [
+        ("ingest_job", None),
+        ("labels_job", "2026-11-02"),
+        ("labels_job", "2026-11-03"),
+        ("labels_job", "2026-11-04"),
+    ]
     again = landing_sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
     assert not again.run_requests
     new = sample_home.landing / "judge_labels" / "2026-11-05"
@@ -82,7 +102,8 @@ def test_export_automation_waits_for_blocking_checks(sample_home: Home, contamin
         prompt = con.execute("SELECT prompt FROM prefgate.preference_set LIMIT 1").fetchone()[0]  # type: ignore[index]
         con.close()
         (sample_home.landing / "eval" / "truthfulqa-leak.csv").write_text(
-            pl.DataFrame({"Question": [prompt], "Category": ["leak"]}).write_csv())
+            pl.DataFrame({"Question": [prompt], "Category": ["leak"]}).write_csv()
+        )
         run_job(defs, instance, "ingest_job")
     result = _materialize_set(defs, instance)
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}

@@ -60,10 +60,16 @@ def test_sample_batches_are_the_landing_folders(sample_run: tuple[Home, dict]) -
     assert batches(home.landing, "human_labels") == BATCHES
 
 
-@pytest.mark.parametrize("key,result", [
-    ("raw_prompts", "ingest"), ("response_pairs", "ingest"), ("eval_prompts", "ingest"),
-    *[("human_labels", b) for b in BATCHES], *[("judge_labels", b) for b in BATCHES],
-])
+@pytest.mark.parametrize(
+    "key,result",
+    [
+        ("raw_prompts", "ingest"),
+        ("response_pairs", "ingest"),
+        ("eval_prompts", "ingest"),
+        *[("human_labels", b) for b in BATCHES],
+        *[("judge_labels", b) for b in BATCHES],
+    ],
+)
 def test_counts_reconcile_per_asset(sample_run: tuple[Home, dict], key: str, result: str) -> None:
     _, results = sample_run
     meta = output_metadata(results[result], key)
@@ -76,8 +82,12 @@ def test_quarantine_table_holds_every_rejected_row(sample_run: tuple[Home, dict]
     home, results = sample_run
     q = table(home, "quarantine")
     read = quarantined = 0
-    for key, res in [("raw_prompts", "ingest"), ("response_pairs", "ingest"), ("eval_prompts", "ingest"),
-                     *[(k, b) for k in ("human_labels", "judge_labels") for b in BATCHES]]:
+    for key, res in [
+        ("raw_prompts", "ingest"),
+        ("response_pairs", "ingest"),
+        ("eval_prompts", "ingest"),
+        *[(k, b) for k in ("human_labels", "judge_labels") for b in BATCHES],
+    ]:
         meta = output_metadata(results[res], key)
         read += int(meta["rows_read"])  # type: ignore[call-overload]
         quarantined += int(meta["rows_quarantined"])  # type: ignore[call-overload]
@@ -110,8 +120,13 @@ def test_labels_normalised_to_canonical_pairs(sample_run: tuple[Home, dict]) -> 
 def test_preference_set_passes_gates_and_exports(sample_run: tuple[Home, dict]) -> None:
     home, results = sample_run
     checks = {e.check_name: e.passed for e in results["refresh"].get_asset_check_evaluations()}
-    assert checks == {"preference_set_schema": True, "chosen_differs_from_rejected": True,
-                      "no_duplicate_pairs": True, "no_eval_contamination": True, "not_empty": True}
+    assert checks == {
+        "preference_set_schema": True,
+        "chosen_differs_from_rejected": True,
+        "no_duplicate_pairs": True,
+        "no_eval_contamination": True,
+        "not_empty": True,
+    }
     ps = table(home, "preference_set")
     assert ps.height > 100
     assert set(ps["split"].unique()) == {"train", "eval"}
@@ -149,7 +164,8 @@ def test_planted_contamination_blocks_export(sample_home: Home, sources_copy: Pa
     shutil.rmtree(export)
     leaked = table(sample_home, "preference_set").filter(pl.col("split") == "train")["prompt"][0]
     (sample_home.landing / "eval" / "truthfulqa-planted.csv").write_text(
-        pl.DataFrame({"Question": [leaked], "Category": ["planted"]}).write_csv())
+        pl.DataFrame({"Question": [leaked], "Category": ["planted"]}).write_csv()
+    )
     run_job(defs, instance, "ingest_job")
     result = run_job(defs, instance, "refresh_job", ok=None)
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
@@ -177,8 +193,11 @@ def test_reingesting_the_same_file_adds_nothing(sample_home: Home) -> None:
     assert table(sample_home, "human_labels").height == before
     meta = output_metadata(result, "human_labels")
     assert meta["skipped_duplicate_files"] == [
-        {"file": "human_labels/2026-11-09/llmfao-crowd-again.csv",
-         "same_bytes_as": "human_labels/2026-11-02/llmfao-crowd.csv"}]
+        {
+            "file": "human_labels/2026-11-09/llmfao-crowd-again.csv",
+            "same_bytes_as": "human_labels/2026-11-02/llmfao-crowd.csv",
+        }
+    ]
     # the same labels inside a different file are quarantined as duplicates, not counted twice
     lines = src.read_text().splitlines()
     (later / "llmfao-crowd-edited.csv").write_text("\n".join([lines[0], lines[1], lines[2]]) + "\n")

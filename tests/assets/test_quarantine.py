@@ -49,13 +49,13 @@ def test_each_kind_of_bad_label_row_is_quarantined(ingested: tuple[dg.Definition
     good = {"id": "l1", "pair": k1, "rater": "r1", "verdict": "A", "secs": 12}
     lines = [
         json.dumps(good),
-        json.dumps({"id": "l2", "pair": k1, "verdict": "A"}),                            # missing field
-        json.dumps({"id": "l3", "pair": k1, "rater": "r1", "verdict": "C"}),             # invalid choice
+        json.dumps({"id": "l2", "pair": k1, "verdict": "A"}),  # missing field
+        json.dumps({"id": "l3", "pair": k1, "rater": "r1", "verdict": "C"}),  # invalid choice
         json.dumps({"id": "l4", "pair": "no-such-pair", "rater": "r1", "verdict": "A"}),  # unknown pair
-        json.dumps({"id": "l1", "pair": k2, "rater": "r2", "verdict": "B"}),             # duplicate label id
-        '{"id": "l6", "pair": ',                                                          # malformed JSON
+        json.dumps({"id": "l1", "pair": k2, "rater": "r2", "verdict": "B"}),  # duplicate label id
+        '{"id": "l6", "pair": ',  # malformed JSON
         json.dumps({"id": "l7", "pair": k2, "rater": "r1", "verdict": "A", "secs": "fast"}),  # wrong type
-        json.dumps({"id": "l8", "pair": k2, "rater": {"name": "x"}, "verdict": "B"}),    # non-scalar
+        json.dumps({"id": "l8", "pair": k2, "rater": {"name": "x"}, "verdict": "B"}),  # non-scalar
         json.dumps({"id": "l9", "pair": k2, "rater": "r3", "verdict": "same", "secs": 4.5}),
     ]
     folder = home.landing / "human_labels" / BATCH
@@ -68,8 +68,15 @@ def test_each_kind_of_bad_label_row_is_quarantined(ingested: tuple[dg.Definition
     assert sorted(labels["rater_id"].to_list()) == ["tool:r1", "tool:r3"]
     assert labels.filter(pl.col("rater_id") == "tool:r3")["seconds"].to_list() == [4.5]
     got = {(r["line"], r["field"]) for r in q.iter_rows(named=True)}
-    assert got == {(2, "rater_id"), (3, "choice"), (4, "pair_key"), (5, "label_id"), (6, "<line>"),
-                   (7, "seconds"), (8, "rater_id")}
+    assert got == {
+        (2, "rater_id"),
+        (3, "choice"),
+        (4, "pair_key"),
+        (5, "label_id"),
+        (6, "<line>"),
+        (7, "seconds"),
+        (8, "rater_id"),
+    }
     reasons = dict(zip(q["line"], q["reason"], strict=True))
     assert reasons[2] == "missing required field 'rater_id'"
     assert reasons[3].startswith("invalid choice 'C'")
@@ -80,8 +87,12 @@ def test_each_kind_of_bad_label_row_is_quarantined(ingested: tuple[dg.Definition
     assert "expected a scalar, got dict" in reasons[8]
     assert set(q["source_file"]) == {"human_labels/2026-11-20/tool-export.jsonl"}
     assert q.filter(pl.col("line") == 6)["raw"].item().startswith('{"id": "l6"')
-    meta = {k: v.value for e in result.get_asset_materialization_events()
-            if e.asset_key == dg.AssetKey("human_labels") for k, v in e.materialization.metadata.items()}
+    meta = {
+        k: v.value
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey("human_labels")
+        for k, v in e.materialization.metadata.items()
+    }
     assert (meta["rows_read"], meta["rows_accepted"], meta["rows_quarantined"]) == (9, 2, 7)
     assert meta["counts_reconcile"] is True
     # the union table downstream carries them too (only one small batch: the empty preference set fails its

@@ -19,8 +19,7 @@ def test_readme_main_job_command(tmp_path: Path) -> None:
     readme = (PROJECT_ROOT / "README.md").read_text()
     assert "make run" in readme
     env = {**os.environ, "PREFGATE_HOME": str(tmp_path / "home"), "PY": sys.executable}
-    proc = subprocess.run(["make", "-s", "run"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(["make", "-s", "run"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     for line in ("ingest_job", "labels_job[2026-11-02]", "labels_job[2026-11-04]", "refresh_job"):
@@ -37,8 +36,9 @@ def test_readme_main_job_command(tmp_path: Path) -> None:
     # the runs are recorded in the project's Dagster instance, so `dagster dev` shows them
     assert any((home / "dagster").rglob("*.db"))
     # a second run lands nothing new and adds no rows
-    again = subprocess.run(["make", "-s", "run"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                           timeout=900)
+    again = subprocess.run(
+        ["make", "-s", "run"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
     assert again.returncode == 0 and "0 new files" in again.stdout
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     assert con.execute("SELECT count(*) FROM prefgate.preference_set").fetchone()[0] == n  # type: ignore[index]
