@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ def test_readme_main_job_command(tmp_path: Path) -> None:
     for line in ("ingest_job", "labels_job[2026-11-02]", "labels_job[2026-11-04]", "refresh_job"):
         assert f"{line}" in out
     assert "FAILED" not in out
-    assert "check no_eval_contamination           passed" in out
+    assert re.search(r"check no_eval_contamination\s+passed", out)
     home = tmp_path / "home"
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     n = con.execute("SELECT count(*) FROM prefgate.preference_set").fetchone()[0]  # type: ignore[index]
