@@ -82,6 +82,7 @@ def run_main(home: Home, sample: bool = True) -> int:
             instance=instance,
             partition_key=partition,
             raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             tags={"prefgate/trigger": "prefgate run"},
         )
         label = job_name + (f"[{partition}]" if partition else "")

@@ -25,6 +25,9 @@ def export_preference_set(df: pl.DataFrame, out_dir: Path, manifest: dict[str, A
     ``example_id`` so a trainer can weight and trace each row).
     """
     from datasets import Dataset, DatasetDict
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()
 
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -1,9 +1,9 @@
 """Real-browser test of the Dagster UI over a fresh prefgate home (Debian chromium driven by Playwright).
 
-The home is made with the ``prefgate`` CLI (``land`` the bundled sample, ``init``), ``dagster dev`` serves it on a
-free port, and chromium then checks the catalog lists the pipeline's assets and materializes ``raw_prompts`` by
-clicking its Materialize button. The run must reach SUCCESS through the run queue and the daemon, seen both in
-the GraphQL API and on the run's page in the UI.
+The home is made with the ``prefgate`` CLI (``init``, then ``land`` the bundled sample once ``dagster dev`` serves
+it on a free port and its landing sensor is stopped). Chromium then checks that the catalog lists the pipeline's
+assets and materializes ``raw_prompts`` by clicking its Materialize button; the run must reach SUCCESS through the
+run queue and the daemon, seen both in the GraphQL API and on the run's page in the UI.
 
 Never ``playwright install``: the browser is Debian's chromium (``scripts/ensure_chromium.sh``, run by ``make test``).
 """
@@ -36,16 +36,45 @@ SAMPLE_LANDING = PROJECT_ROOT / "data" / "sample" / "landing"
 BIN = Path(sys.executable).parent  # the venv running pytest holds the `prefgate` and `dagster` scripts
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ASSETS = [
-    "raw_prompts", "response_pairs", "human_labels", "judge_labels", "eval_prompts", "human_consensus",
-    "preference_set", "preference_set_export",
+    "raw_prompts",
+    "response_pairs",
+    "human_labels",
+    "judge_labels",
+    "eval_prompts",
+    "human_consensus",
+    "preference_set",
+    "preference_set_export",
 ]
 SERVER_TIMEOUT_S = 120
 RUN_TIMEOUT_S = 180
 UI_TIMEOUT_MS = 60_000
+SENSORS_QUERY = """
+{
+  repositoriesOrError {
+    __typename
+    ... on RepositoryConnection { nodes { sensors { name sensorState { id status } } } }
+    ... on PythonError { message }
+  }
+}
+"""
+STOP_SENSOR = """
+mutation Stop($id: String!) {
+  stopSensor(id: $id) {
+    __typename
+    ... on StopSensorMutationResult { instigationState { status } }
+    ... on PythonError { message }
+  }
+}
+"""
 RUNS_QUERY = """
 query Runs($filter: RunsFilter) {
   runsOrError(filter: $filter) {
@@ -72,12 +101,21 @@ class DagsterUI:
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
         request = urllib.request.Request(
-            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}, method="POST")
+            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
         with urllib.request.urlopen(request, timeout=15) as response:
             payload: dict[str, Any] = json.load(response)
         assert not payload.get("errors"), payload["errors"]
         data: dict[str, Any] = payload["data"]
         return data
+
+    def stop_sensor(self, name: str) -> None:
+        result = self.graphql(SENSORS_QUERY)["repositoriesOrError"]
+        assert result["__typename"] == "RepositoryConnection", result
+        states = [s["sensorState"] for repo in result["nodes"] for s in repo["sensors"] if s["name"] == name]
+        assert len(states) == 1, f"sensor {name!r}: {result}"
+        stopped = self.graphql(STOP_SENSOR, {"id": states[0]["id"]})["stopSensor"]
+        assert stopped.get("instigationState", {}).get("status") == "STOPPED", stopped
 
     def runs(self, run_ids: list[str] | None = None) -> list[dict[str, Any]]:
         result = self.graphql(RUNS_QUERY, {"filter": {"runIds": run_ids}} if run_ids else None)["runsOrError"]
@@ -89,7 +127,11 @@ class DagsterUI:
 def _prefgate(home: Path, *args: str) -> None:
     proc = subprocess.run(
         [str(BIN / "prefgate"), "--home", str(home), *args],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, check=False,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, f"prefgate {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
 
@@ -129,11 +171,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def dagster_ui(tmp_path: Path) -> Iterator[DagsterUI]:
     """``dagster dev`` over a new home holding the bundled sample; the process group is always stopped."""
     home = tmp_path / "home"
-    _prefgate(home, "land", str(SAMPLE_LANDING))
     _prefgate(home, "init")
     dagster_home = home / "dagster"
     assert (dagster_home / "dagster.yaml").is_file()
-    assert any((home / "landing").rglob("*.*")), "prefgate land copied nothing"
     # The instance's one-time "Join the Dagster community" dialog would cover the page: mark it seen.
     (dagster_home / ".nux").mkdir(exist_ok=True)
     (dagster_home / ".nux" / "nux.yaml").write_text("seen: 1\n")
@@ -144,11 +184,20 @@ def dagster_ui(tmp_path: Path) -> Iterator[DagsterUI]:
     with ui.log.open("wb") as log:
         proc = subprocess.Popen(
             [str(BIN / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port), "-m", "pipelines.definitions"],
-            cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
         _wait_for_server(ui, proc)
+        # landing_sensor (running by default) would queue ingest_job and a labels_job per batch ahead of the run
+        # under test, ~40 s behind the one-run-at-a-time queue: stop it first, then land the sample.
+        ui.stop_sensor("landing_sensor")
+        _prefgate(home, "land", str(SAMPLE_LANDING))
+        assert any((home / "landing").rglob("*.*")), "prefgate land copied nothing"
         yield ui
     finally:
         _stop(proc)
@@ -157,7 +206,7 @@ def dagster_ui(tmp_path: Path) -> Iterator[DagsterUI]:
 @pytest.fixture
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh (never `playwright install`)")
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure_chromium.sh (never `playwright install`)")
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -195,7 +244,7 @@ def _wait_for_run(ui: DagsterUI, run_id: str) -> dict[str, Any]:
     pytest.fail(f"run {run_id} still {status} after {RUN_TIMEOUT_S}s (the queue runs one run at a time)")
 
 
-def test_catalog_and_materialize_from_ui(dagster_ui: DagsterUI, browser: Browser, tmp_path: Path) -> None:
+def test_catalog_and_materialize_from_ui(browser: Browser, dagster_ui: DagsterUI, tmp_path: Path) -> None:
     """The catalog lists the pipeline's assets; Materialize on raw_prompts launches a run that succeeds."""
     page = browser.new_page(viewport={"width": 1400, "height": 1600})  # tall: the catalog table is virtualized
     page.set_default_timeout(UI_TIMEOUT_MS)
@@ -230,7 +279,9 @@ def test_catalog_and_materialize_from_ui(dagster_ui: DagsterUI, browser: Browser
         tags = {t["key"]: t["value"] for t in new_runs[0]["tags"]}
         assert "dagster/sensor_name" not in tags, tags
         assert sorted("/".join(a["path"]) for a in new_runs[0]["assetSelection"]) == [
-            "quarantine_raw_prompts", "raw_prompts"]
+            "quarantine_raw_prompts",
+            "raw_prompts",
+        ]
 
         # 4. It goes through the queue and succeeds, per the API and on its page in the UI.
         _wait_for_run(dagster_ui, run_id)
