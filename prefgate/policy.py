@@ -26,10 +26,15 @@ class _Strict(BaseModel):
 class ConsensusPolicy(_Strict):
     """How human labels on one pair become one verdict."""
 
-    method: Literal["majority"] = Field("majority", description="Aggregation method.")
+    method: Literal["majority", "dawid_skene"] = Field(
+        "dawid_skene", description="Aggregation: plurality vote, or Dawid-Skene EM over per-rater confusion matrices."
+    )
     min_labels: int = Field(2, ge=1, description="Fewest human labels a pair needs to enter the preference set.")
     min_agreement: float = Field(
         0.5, ge=0.0, le=1.0, description="Smallest share of labels that must back the winning verdict."
+    )
+    min_confidence: float = Field(
+        0.0, ge=0.0, le=1.0, description="Smallest posterior of the verdict (Dawid-Skene); 0 disables the rule."
     )
 
 
@@ -55,6 +60,33 @@ class IngestPolicy(_Strict):
     )
 
 
+RaterFlag = Literal["spammer", "biased", "too_fast", "drifting", "straightlining", "tie_outlier"]
+
+
+class RaterPolicy(_Strict):
+    """Rater governance: which flags exclude a rater's labels from consensus, and the flag thresholds."""
+
+    exclude_flags: list[RaterFlag] = Field(
+        default_factory=lambda: list[RaterFlag](["spammer", "biased"]),
+        description="Raters carrying any of these flags do not reach consensus (recorded in provenance).",
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Overrides of prefgate.rater_quality.RaterThresholds fields."
+    )
+    drift_thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Overrides of prefgate.drift.DriftThresholds fields."
+    )
+
+
+class AgreementPolicy(_Strict):
+    """Gates on inter-rater agreement."""
+
+    min_alpha: float = Field(0.2, ge=-1.0, le=1.0, description="Krippendorff's alpha (nominal) must reach this.")
+    max_flagged_share: float = Field(0.2, ge=0.0, le=1.0, description="Most raters (share) that may be flagged.")
+    bootstrap_samples: int = Field(1000, ge=0, le=100_000, description="Resamples of items for alpha's interval.")
+    seed: int = 0
+
+
 class Policy(_Strict):
     """The whole governance policy."""
 
@@ -62,6 +94,8 @@ class Policy(_Strict):
     consensus: ConsensusPolicy = ConsensusPolicy()
     split: SplitPolicy = SplitPolicy()
     ingest: IngestPolicy = IngestPolicy()
+    raters: RaterPolicy = RaterPolicy()
+    agreement: AgreementPolicy = AgreementPolicy()
     gold_pairs: list[GoldPair] = Field(default_factory=list)
     quotas: dict[str, int] = Field(
         default_factory=dict, description="Maximum preference rows per category (later issues balance to these)."

@@ -20,12 +20,21 @@ from prefgate.policy import Policy
 LO, HI = "Alpha answer", "Beta answer"  # response_id(LO) < response_id(HI): LO is canonical a
 GAMMA, DELTA = "Gamma answer", "Delta answer"  # response_id(GAMMA) < response_id(DELTA)
 
-PAIRS = SourceSpec.model_validate({
-    "name": "src", "kind": "pairs", "glob": "*",
-    "columns": {"source_key": "id", "prompt": "prompt", "response_first": "r1", "response_second": "r2",
-                "category": "cat"},
-    "constants": {"language": "en"},
-})
+PAIRS = SourceSpec.model_validate(
+    {
+        "name": "src",
+        "kind": "pairs",
+        "glob": "*",
+        "columns": {
+            "source_key": "id",
+            "prompt": "prompt",
+            "response_first": "r1",
+            "response_second": "r2",
+            "category": "cat",
+        },
+        "constants": {"language": "en"},
+    }
+)
 EVAL = SourceSpec.model_validate({"name": "xstest", "kind": "eval_prompts", "glob": "*", "columns": {"prompt": "q"}})
 
 
@@ -35,10 +44,25 @@ def labels_frame(votes: dict[str, list[str]], source: str | dict[str, str] = "cr
     for pid, choices in votes.items():
         for i, choice in enumerate(choices):
             src = source if isinstance(source, str) else source.get(f"{pid}:{i}", "crowd")
-            rows.append({"label_id": content_hash("l", pid, str(i)), "pair_id": pid, "rater_id": f"{src}:r{i}",
-                         "choice": choice, "source": src})
-    return pl.DataFrame(rows, schema={"label_id": pl.String, "pair_id": pl.String, "rater_id": pl.String,
-                                      "choice": pl.String, "source": pl.String})
+            rows.append(
+                {
+                    "label_id": content_hash("l", pid, str(i)),
+                    "pair_id": pid,
+                    "rater_id": f"{src}:r{i}",
+                    "choice": choice,
+                    "source": src,
+                }
+            )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "label_id": pl.String,
+            "pair_id": pl.String,
+            "rater_id": pl.String,
+            "choice": pl.String,
+            "source": pl.String,
+        },
+    )
 
 
 # ---------------------------------------------------------------- consensus
@@ -46,13 +70,15 @@ def labels_frame(votes: dict[str, list[str]], source: str | dict[str, str] = "cr
 
 def test_majority_consensus_hand_values() -> None:
     p1, p2, p3, p4, p5 = (f"{i:016x}" for i in range(1, 6))
-    labels = labels_frame({
-        p1: ["a", "a", "b"],
-        p2: ["a", "b"],
-        p3: ["tie", "b", "tie"],
-        p4: ["b"],
-        p5: ["a", "b", "tie"],
-    })
+    labels = labels_frame(
+        {
+            p1: ["a", "a", "b"],
+            p2: ["a", "b"],
+            p3: ["tie", "b", "tie"],
+            p4: ["b"],
+            p5: ["a", "b", "tie"],
+        }
+    )
     c = majority_consensus(labels)
     assert c.select("pair_id", "n_labels", "n_a", "n_b", "n_tie", "verdict").rows() == [
         (p1, 3, 2, 1, 0, "a"),
@@ -87,15 +113,17 @@ def build(rows: list[dict[str, Any]]) -> pl.DataFrame:
 
 @pytest.fixture
 def pairs() -> pl.DataFrame:
-    return build([
-        {"id": "k1", "prompt": "Q1", "r1": HI, "r2": LO, "cat": "writing"},
-        {"id": "k2", "prompt": "Q1", "r1": GAMMA, "r2": DELTA},
-        {"id": "k3", "prompt": "Q2", "r1": LO, "r2": HI},
-        {"id": "k4", "prompt": "Q2", "r1": GAMMA, "r2": DELTA},
-        {"id": "k5", "prompt": "Q3", "r1": LO, "r2": HI},
-        {"id": "k6", "prompt": "Q4", "r1": LO, "r2": HI},
-        {"id": "k7", "prompt": "Q5", "r1": LO, "r2": HI},
-    ])
+    return build(
+        [
+            {"id": "k1", "prompt": "Q1", "r1": HI, "r2": LO, "cat": "writing"},
+            {"id": "k2", "prompt": "Q1", "r1": GAMMA, "r2": DELTA},
+            {"id": "k3", "prompt": "Q2", "r1": LO, "r2": HI},
+            {"id": "k4", "prompt": "Q2", "r1": GAMMA, "r2": DELTA},
+            {"id": "k5", "prompt": "Q3", "r1": LO, "r2": HI},
+            {"id": "k6", "prompt": "Q4", "r1": LO, "r2": HI},
+            {"id": "k7", "prompt": "Q5", "r1": LO, "r2": HI},
+        ]
+    )
 
 
 def pid(pairs: pl.DataFrame, key: str) -> str:
@@ -107,13 +135,13 @@ POLICY = Policy(version="t", consensus={"min_labels": 2, "min_agreement": 0.6}, 
 
 def votes(pairs: pl.DataFrame) -> dict[str, list[str]]:
     return {
-        pid(pairs, "k1"): ["a", "a", "b"],            # a, 2/3          -> in, chosen = LO
-        pid(pairs, "k2"): ["b", "b"],                 # b, 1.0          -> in, chosen = DELTA
-        pid(pairs, "k3"): ["a", "b"],                 # no_majority     -> out
-        pid(pairs, "k4"): ["tie", "tie"],             # tie             -> out
-        pid(pairs, "k5"): ["a"],                      # too few labels  -> out
+        pid(pairs, "k1"): ["a", "a", "b"],  # a, 2/3          -> in, chosen = LO
+        pid(pairs, "k2"): ["b", "b"],  # b, 1.0          -> in, chosen = DELTA
+        pid(pairs, "k3"): ["a", "b"],  # no_majority     -> out
+        pid(pairs, "k4"): ["tie", "tie"],  # tie             -> out
+        pid(pairs, "k5"): ["a"],  # too few labels  -> out
         pid(pairs, "k6"): ["a", "a", "a", "b", "b"],  # a, 0.6 (== min) -> in
-        pid(pairs, "k7"): ["a", "a", "b", "tie"],     # a, 0.5 < 0.6    -> out
+        pid(pairs, "k7"): ["a", "a", "b", "tie"],  # a, 0.5 < 0.6    -> out
     }
 
 
@@ -194,6 +222,7 @@ def test_contaminated_finds_planted_eval_prompt(pairs: pl.DataFrame) -> None:
     hits = contaminated(prefs, eval_prompts)
     assert sorted(hits["pair_id"]) == sorted([pid(pairs, "k1"), pid(pairs, "k2")])
     assert set(hits["prompt"]) == {"Q1"} and set(hits["eval_source"]) == {"xstest"}
-    clean = build_prompts([map_rows(EVAL, Path("e.csv"), "eval/e.csv", "0" * 64, [(2, {"q": "Unrelated?"})])],
-                          "eval_prompts").table
+    clean = build_prompts(
+        [map_rows(EVAL, Path("e.csv"), "eval/e.csv", "0" * 64, [(2, {"q": "Unrelated?"})])], "eval_prompts"
+    ).table
     assert contaminated(prefs, clean).height == 0

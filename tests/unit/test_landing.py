@@ -16,11 +16,16 @@ CONFIG = Path(__file__).resolve().parents[2] / "config" / "sources.yaml"
 
 
 def _mtbench(qid: int) -> str:
-    return json.dumps({
-        "question_id": qid, "model_a": "m1", "model_b": "m2", "category": "writing",
-        "conversation_a": [{"role": "user", "content": f"Q{qid}"}, {"role": "assistant", "content": "A"}],
-        "conversation_b": [{"role": "user", "content": f"Q{qid}"}, {"role": "assistant", "content": "B"}],
-    })
+    return json.dumps(
+        {
+            "question_id": qid,
+            "model_a": "m1",
+            "model_b": "m2",
+            "category": "writing",
+            "conversation_a": [{"role": "user", "content": f"Q{qid}"}, {"role": "assistant", "content": "A"}],
+            "conversation_b": [{"role": "user", "content": f"Q{qid}"}, {"role": "assistant", "content": "B"}],
+        }
+    )
 
 
 def test_land_maps_files_and_skips_duplicates(tmp_path: Path) -> None:
@@ -38,8 +43,10 @@ def test_land_maps_files_and_skips_duplicates(tmp_path: Path) -> None:
     assert m.source_file == "pairs/mtbench-pairs-1.jsonl"
     assert m.file_sha256 == file_sha256(str(pairs / "mtbench-pairs-1.jsonl"))
     assert out.rows_read == 3
-    assert [(r["_line"], r["source_key"], r["prompt"]) for r in m.records] == [(1, "1|m1|m2", "Q1"),
-                                                                              (3, "2|m1|m2", "Q2")]
+    assert [(r["_line"], r["source_key"], r["prompt"]) for r in m.records] == [
+        (1, "1|m1|m2", "Q1"),
+        (3, "2|m1|m2", "Q2"),
+    ]
     assert [(r.line, r.field) for r in m.rejected] == [(2, "<line>")]
 
 

@@ -44,7 +44,9 @@ MTBENCH_PAIRS = spec(
 
 def _mtbench_row(**over: Any) -> dict[str, Any]:
     row = {
-        "question_id": 81, "model_a": "gpt-4", "model_b": "llama",
+        "question_id": 81,
+        "model_a": "gpt-4",
+        "model_b": "llama",
         "conversation_a": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A1"}],
         "conversation_b": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "B1"}],
     }
@@ -70,8 +72,13 @@ def test_dotted_paths_composite_key_and_constants() -> None:
     rec = out.records[0]
     assert rec["_line"] == 3
     assert strip_meta(rec) == {
-        "source_key": "81|gpt-4|llama", "prompt": "Q", "response_first": "A1", "response_second": "B1",
-        "model_first": "gpt-4", "model_second": "llama", "language": "en",
+        "source_key": "81|gpt-4|llama",
+        "prompt": "Q",
+        "response_first": "A1",
+        "response_second": "B1",
+        "model_first": "gpt-4",
+        "model_second": "llama",
+        "language": "en",
     }
 
 
@@ -83,34 +90,51 @@ def test_composite_key_with_missing_part_is_null() -> None:
 
 def test_scalar_conversion() -> None:
     s = spec(kind="prompts", columns={"prompt": "p", "source_key": "k", "category": "c"})
-    out = run(s, [(1, {"p": "x", "k": 7.0, "c": True}), (2, {"p": "y", "k": 2.5, "c": "   "}),
-                  (3, {"p": "z", "k": float("nan")})])
+    out = run(
+        s,
+        [
+            (1, {"p": "x", "k": 7.0, "c": True}),
+            (2, {"p": "y", "k": 2.5, "c": "   "}),
+            (3, {"p": "z", "k": float("nan")}),
+        ],
+    )
     assert [(r["source_key"], r["category"]) for r in out.records] == [("7", "true"), ("2.5", None), (None, None)]
 
 
 def test_concat_skips_empty_parts() -> None:
     s = spec(kind="prompts", columns={"prompt": {"concat": ["instruction", "input"], "sep": " // "}})
-    out = run(s, [
-        (1, {"instruction": "Do X", "input": "ctx"}),
-        (2, {"instruction": "Do Y", "input": ""}),
-        (3, {"instruction": "Do Z"}),
-        (4, {"instruction": None, "input": "only input"}),
-        (5, {"instruction": "", "input": None}),
-    ])
+    out = run(
+        s,
+        [
+            (1, {"instruction": "Do X", "input": "ctx"}),
+            (2, {"instruction": "Do Y", "input": ""}),
+            (3, {"instruction": "Do Z"}),
+            (4, {"instruction": None, "input": "only input"}),
+            (5, {"instruction": "", "input": None}),
+        ],
+    )
     assert [r["prompt"] for r in out.records] == ["Do X // ctx", "Do Y", "Do Z", "only input", None]
 
 
 EXPERTS = spec(
-    kind="human_labels", pairs_from="p", shown_first="first", explode="human_votes",
+    kind="human_labels",
+    pairs_from="p",
+    shown_first="first",
+    explode="human_votes",
     choices={"model_a": "first", "model_b": "second", "tie": "tie"},
-    columns={"pair_key": ["question_id", "model_a", "model_b"], "rater_id": "human_votes.judge",
-             "choice": "human_votes.winner"},
+    columns={
+        "pair_key": ["question_id", "model_a", "model_b"],
+        "rater_id": "human_votes.judge",
+        "choice": "human_votes.winner",
+    },
 )
 
 
 def test_explode_one_record_per_element_and_empty_list_rejected() -> None:
     votes = [
-        {"judge": "e1", "winner": "model_a"}, {"judge": "e2", "winner": "tie"}, {"judge": "e3", "winner": "model_b"},
+        {"judge": "e1", "winner": "model_a"},
+        {"judge": "e2", "winner": "tie"},
+        {"judge": "e3", "winner": "model_b"},
     ]
     rows = [
         (1, {"question_id": 1, "model_a": "m1", "model_b": "m2", "human_votes": votes}),
@@ -120,7 +144,9 @@ def test_explode_one_record_per_element_and_empty_list_rejected() -> None:
     out = run(EXPERTS, rows)
     assert out.rows_read == 5  # 3 exploded records + 2 rejected rows
     assert [(r["_line"], r["pair_key"], r["rater_id"], r["choice"]) for r in out.records] == [
-        (1, "1|m1|m2", "e1", "model_a"), (1, "1|m1|m2", "e2", "tie"), (1, "1|m1|m2", "e3", "model_b"),
+        (1, "1|m1|m2", "e1", "model_a"),
+        (1, "1|m1|m2", "e2", "tie"),
+        (1, "1|m1|m2", "e3", "model_b"),
     ]
     # each exploded record carries its own element as raw, not the whole row
     assert '"judge": "e2"' in out.records[1]["_raw"] and '"e1"' not in out.records[1]["_raw"]
@@ -130,7 +156,9 @@ def test_explode_one_record_per_element_and_empty_list_rejected() -> None:
 
 
 ANNOTATORS = spec(
-    kind="human_labels", pairs_from="p", shown_first="first",
+    kind="human_labels",
+    pairs_from="p",
+    shown_first="first",
     unpivot={"columns": ["annotator1", "annotator2", "annotator3"], "variable": "annotator", "value": "verdict"},
     choices={"1": "first", "2": "second", "0": "tie"},
     columns={"pair_key": "idx", "rater_id": "annotator", "choice": "verdict"},
@@ -138,10 +166,13 @@ ANNOTATORS = spec(
 
 
 def test_unpivot_wide_columns() -> None:
-    out = run(ANNOTATORS, [
-        (1, {"idx": 7, "annotator1": 1, "annotator2": 2, "annotator3": 0}),
-        (2, {"idx": 8, "annotator1": 1, "annotator2": 2}),
-    ])
+    out = run(
+        ANNOTATORS,
+        [
+            (1, {"idx": 7, "annotator1": 1, "annotator2": 2, "annotator3": 0}),
+            (2, {"idx": 8, "annotator1": 1, "annotator2": 2}),
+        ],
+    )
     assert [strip_meta(r) for r in out.records] == [
         {"pair_key": "7", "rater_id": "annotator1", "choice": "1"},
         {"pair_key": "7", "rater_id": "annotator2", "choice": "2"},
@@ -154,8 +185,11 @@ def test_unpivot_wide_columns() -> None:
 
 
 def test_constants_fill_only_missing_values() -> None:
-    s = spec(kind="prompts", columns={"prompt": "text", "language": "lang"}, constants={"language": "en",
-                                                                                       "category": "general"})
+    s = spec(
+        kind="prompts",
+        columns={"prompt": "text", "language": "lang"},
+        constants={"language": "en", "category": "general"},
+    )
     out = run(s, [(1, {"text": "a", "lang": "fr"}), (2, {"text": "b"})])
     assert [(r["language"], r["category"]) for r in out.records] == [("fr", "general"), ("en", "general")]
 
@@ -180,7 +214,8 @@ def test_reader_row_errors_are_quarantined() -> None:
 
 
 HH = spec(
-    kind="pairs", adapter="hh_rlhf_dialogue",
+    kind="pairs",
+    adapter="hh_rlhf_dialogue",
     columns={"prompt": "prompt", "response_first": "chosen", "response_second": "rejected", "category": "subset"},
     constants={"language": "en", "reference_choice": "first"},
 )
@@ -190,17 +225,26 @@ def test_hh_dialogue_split() -> None:
     chosen = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: help me\n\nAssistant: Sure."
     rejected = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: help me\n\nAssistant: No."
     assert split_hh_dialogue({"chosen": chosen, "rejected": rejected}) == {
-        "chosen": "Sure.", "rejected": "No.",
+        "chosen": "Sure.",
+        "rejected": "No.",
         "prompt": "Human: hi\n\nAssistant: hello\n\nHuman: help me\n\nAssistant:",
     }
-    out = run(HH, [(1, {"chosen": chosen, "rejected": rejected, "subset": "helpful-base"}),
-                   (2, {"chosen": "\n\nHuman: a\n\nAssistant: x", "rejected": "\n\nHuman: b\n\nAssistant: y"}),
-                   (3, {"chosen": "no cue at all", "rejected": "no cue"}),
-                   (4, {"chosen": 1, "rejected": "x"})])
+    out = run(
+        HH,
+        [
+            (1, {"chosen": chosen, "rejected": rejected, "subset": "helpful-base"}),
+            (2, {"chosen": "\n\nHuman: a\n\nAssistant: x", "rejected": "\n\nHuman: b\n\nAssistant: y"}),
+            (3, {"chosen": "no cue at all", "rejected": "no cue"}),
+            (4, {"chosen": 1, "rejected": "x"}),
+        ],
+    )
     assert strip_meta(out.records[0]) == {
         "prompt": "Human: hi\n\nAssistant: hello\n\nHuman: help me\n\nAssistant:",
-        "response_first": "Sure.", "response_second": "No.", "category": "helpful-base",
-        "language": "en", "reference_choice": "first",
+        "response_first": "Sure.",
+        "response_second": "No.",
+        "category": "helpful-base",
+        "language": "en",
+        "reference_choice": "first",
     }
     assert [(r.line, r.field) for r in out.rejected] == [(2, "<row>"), (3, "<row>"), (4, "<row>")]
     assert "dialogue prefix" in out.rejected[0].reason
@@ -208,11 +252,14 @@ def test_hh_dialogue_split() -> None:
 
 def test_counts_reconcile_on_mixed_input() -> None:
     votes = [{"judge": "e1", "winner": "tie"}, {"judge": "e2", "winner": ["bad"]}]
-    out = run(EXPERTS, [
-        (1, {"question_id": 1, "model_a": "m1", "model_b": "m2", "human_votes": votes}),
-        (2, RowError("<line>", "malformed JSON", "{")),
-        (3, {"question_id": 2, "model_a": "m1", "model_b": "m2", "human_votes": []}),
-    ])
+    out = run(
+        EXPERTS,
+        [
+            (1, {"question_id": 1, "model_a": "m1", "model_b": "m2", "human_votes": votes}),
+            (2, RowError("<line>", "malformed JSON", "{")),
+            (3, {"question_id": 2, "model_a": "m1", "model_b": "m2", "human_votes": []}),
+        ],
+    )
     # row 1 -> 2 records (one rejected on 'choice'), row 2 -> 1 rejected, row 3 -> 1 rejected
     assert out.rows_read == 4
     assert len(out.records) == 1

@@ -29,13 +29,20 @@ def test_shipped_policy_loads() -> None:
 
 
 def test_hash_ignores_key_order_and_comments(tmp_path: Path) -> None:
-    a = write(tmp_path, "a.yaml", """
+    a = write(
+        tmp_path,
+        "a.yaml",
+        """
 version: "v1"
 consensus: {min_labels: 3, min_agreement: 0.7}
 split: {eval_fraction: 0.2, salt: s}
 quotas: {coding: 10, writing: 5}
-""")
-    b = write(tmp_path, "b.yaml", """
+""",
+    )
+    b = write(
+        tmp_path,
+        "b.yaml",
+        """
 # same content, different layout
 quotas:
   writing: 5   # comment
@@ -47,7 +54,8 @@ consensus:
   min_agreement: 0.7
   min_labels: 3
 version: "v1"
-""")
+""",
+    )
     assert load_policy(a).policy_hash == load_policy(b).policy_hash
     changed = write(tmp_path, "c.yaml", a.read_text().replace("min_labels: 3", "min_labels: 4"))
     assert load_policy(changed).policy_hash != load_policy(a).policy_hash

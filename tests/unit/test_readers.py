@@ -53,9 +53,7 @@ def test_jsonl_missing_file_is_file_error(tmp_path) -> None:
 def test_csv_bom_multiline_and_field_count(tmp_path) -> None:
     path = tmp_path / "x.csv"
     # physical lines: 1 header, 2-3 record (quoted newline), 4 record, 5 bad record, 6 blank, 7 record
-    path.write_bytes(
-        b'\xef\xbb\xbfid,text\r\n1,"line one\r\nline two"\r\n2,plain\r\n3,too,many\r\n\r\n4,last\r\n'
-    )
+    path.write_bytes(b'\xef\xbb\xbfid,text\r\n1,"line one\r\nline two"\r\n2,plain\r\n3,too,many\r\n\r\n4,last\r\n')
     rows = list(read_csv(path))
     assert [line for line, _ in rows] == [2, 4, 5, 7]
     assert rows[0][1] == {"id": "1", "text": "line one\r\nline two"}  # BOM stripped from the header

@@ -27,7 +27,8 @@ def test_shipped_sources_load() -> None:
     assert by[("pairs", "pandalm")].columns["prompt"] == Concat(concat=["instruction", "input"], sep="\n\n")
     assert by[("pairs", "mtbench")].columns["source_key"] == ["question_id", "model_a", "model_b"]
     assert by[("human_labels", "pandalm-annotators")].unpivot == Unpivot(
-        columns=["annotator1", "annotator2", "annotator3"], variable="annotator", value="verdict")
+        columns=["annotator1", "annotator2", "annotator3"], variable="annotator", value="verdict"
+    )
     assert by[("human_labels", "mtbench-experts")].explode == "human_votes"
     assert by[("pairs", "hh-rlhf")].adapter == "hh_rlhf_dialogue"
     assert by[("human_labels", "pandalm-annotators")].choices == {"1": "first", "2": "second", "0": "tie"}
@@ -56,21 +57,27 @@ def test_spec_for_unmatched_file_names_file() -> None:
 
 
 def test_spec_for_file_claimed_twice(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 sources:
   - {name: one, kind: prompts, glob: "prompts/*.jsonl", columns: {prompt: text}}
   - {name: two, kind: prompts, glob: "prompts/p*.jsonl", columns: {prompt: text}}
-""")
+""",
+    )
     with pytest.raises(IngestFileError, match=r"several sources.*'one'.*'two'"):
         spec_for(load_sources(path), "prompts", "prompts/p1.jsonl")
 
 
 def test_unknown_field_names_source_and_field(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 sources:
   - {name: ok, kind: prompts, glob: "a", columns: {prompt: text}}
   - {name: vendor-x, kind: prompts, glob: "b", columns: {prompt: text, bogus_field: y}}
-""")
+""",
+    )
     with pytest.raises(SourceConfigError) as err:
         load_sources(path)
     msg = str(err.value)
@@ -80,10 +87,13 @@ sources:
 
 
 def test_unknown_top_level_key_names_key(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 sources:
   - {name: typo, kind: prompts, glob: "a", colums: {prompt: text}}
-""")
+""",
+    )
     with pytest.raises(SourceConfigError) as err:
         load_sources(path)
     msg = str(err.value)
@@ -92,35 +102,44 @@ sources:
 
 
 def test_missing_required_field(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 sources:
   - {name: half, kind: pairs, glob: "a", columns: {prompt: p, response_first: r1}}
-""")
+""",
+    )
     with pytest.raises(SourceConfigError, match=r"source 'half'.*required fields not mapped: \['response_second'\]"):
         load_sources(path)
 
 
 def test_required_field_may_be_a_constant(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 sources:
   - {name: j, kind: judge_labels, glob: "a", pairs_from: p, shown_first: first, choices: {"1": first},
      columns: {pair_key: id, choice: c}, constants: {judge_id: "gpt"}}
   - {name: p, kind: pairs, glob: "b", columns: {prompt: p, response_first: a, response_second: b}}
-""")
+""",
+    )
     specs = load_sources(path)
     assert specs[0].constants == {"judge_id": "gpt"}
 
 
 @pytest.mark.parametrize("missing", ["choices", "shown_first", "pairs_from"])
 def test_label_kind_needs_choices_shown_first_pairs_from(tmp_path: Path, missing: str) -> None:
-    keys = {"choices": '{a: first, b: second}', "shown_first": "first", "pairs_from": "p"}
+    keys = {"choices": "{a: first, b: second}", "shown_first": "first", "pairs_from": "p"}
     keys.pop(missing)
     extra = ", ".join(f"{k}: {v}" for k, v in keys.items())
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
 sources:
   - {{name: p, kind: pairs, glob: "b", columns: {{prompt: p, response_first: a, response_second: b}}}}
   - {{name: crowd, kind: human_labels, glob: "a", columns: {{pair_key: id, rater_id: w, choice: c}}, {extra}}}
-""")
+""",
+    )
     with pytest.raises(SourceConfigError) as err:
         load_sources(path)
     assert "source 'crowd' (sources[1])" in str(err.value)
@@ -128,32 +147,41 @@ sources:
 
 
 def test_invalid_choice_verdict_names_key(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 sources:
   - {name: p, kind: pairs, glob: "b", columns: {prompt: p, response_first: a, response_second: b}}
   - {name: crowd, kind: human_labels, glob: "a", pairs_from: p, shown_first: first,
      choices: {left: lefty}, columns: {pair_key: id, rater_id: w, choice: c}}
-""")
+""",
+    )
     with pytest.raises(SourceConfigError, match=r"source 'crowd'.*key 'choices\.left'"):
         load_sources(path)
 
 
 def test_pairs_from_unknown_names_source(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 sources:
   - {name: prompts-only, kind: prompts, glob: "b", columns: {prompt: p}}
   - {name: crowd, kind: human_labels, glob: "a", pairs_from: prompts-only, shown_first: first,
      choices: {l: first}, columns: {pair_key: id, rater_id: w, choice: c}}
-""")
+""",
+    )
     with pytest.raises(SourceConfigError, match=r"source 'crowd': pairs_from 'prompts-only' is not a pairs source"):
         load_sources(path)
 
 
 def test_unknown_adapter(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 sources:
   - {name: p, kind: pairs, glob: "b", adapter: magic, columns: {prompt: p, response_first: a, response_second: b}}
-""")
+""",
+    )
     with pytest.raises(SourceConfigError, match=r"source 'p'.*adapter 'magic' is unknown"):
         load_sources(path)
 
@@ -174,4 +202,5 @@ def test_file_format_inference() -> None:
     declared = SourceSpec(name="s", kind="prompts", glob="*", format="csv", columns={"prompt": "p"})
     assert declared.file_format(Path("a.txt")) == "csv"
     assert s.matches("x/y.csv") and not SourceSpec(
-        name="s", kind="prompts", glob="x/*.csv", columns={"prompt": "p"}).matches("x/y.jsonl")
+        name="s", kind="prompts", glob="x/*.csv", columns={"prompt": "p"}
+    ).matches("x/y.jsonl")

@@ -29,17 +29,32 @@ def spec(**kw: Any) -> SourceSpec:
     return SourceSpec.model_validate({"glob": "*", **kw})
 
 
-PAIRS = spec(name="src", kind="pairs", columns={
-    "source_key": "id", "prompt": "prompt", "response_first": "r1", "response_second": "r2",
-    "model_first": "m1", "model_second": "m2", "reference_choice": "ref",
-})
+PAIRS = spec(
+    name="src",
+    kind="pairs",
+    columns={
+        "source_key": "id",
+        "prompt": "prompt",
+        "response_first": "r1",
+        "response_second": "r2",
+        "model_first": "m1",
+        "model_second": "m2",
+        "reference_choice": "ref",
+    },
+)
 CROWD = spec(
-    name="crowd", kind="human_labels", pairs_from="src", shown_first="first",
+    name="crowd",
+    kind="human_labels",
+    pairs_from="src",
+    shown_first="first",
     choices={"left": "first", "right": "second", "tie": "tie"},
     columns={"pair_key": "id", "rater_id": "worker", "choice": "winner", "seconds": "secs", "labeled_at": "ts"},
 )
 JUDGE = spec(
-    name="judge", kind="judge_labels", pairs_from="src", shown_first="second",
+    name="judge",
+    kind="judge_labels",
+    pairs_from="src",
+    shown_first="second",
     choices={"1": "first", "2": "second", "0": "tie"},
     columns={"pair_key": "id", "choice": "verdict", "probability_first": "p", "rationale": "why"},
     constants={"judge_id": "gpt"},
@@ -92,11 +107,18 @@ def test_alias_same_content_under_other_key() -> None:
 
 
 def test_same_key_different_content_is_quarantined() -> None:
-    built, keys = build_pairs([mapped(PAIRS, [
-        pair_row("k1", "Q1", LO, HI),
-        pair_row("k1", "Q1", LO, "Gamma answer"),  # reused key, other content
-        pair_row("k1", "Q1", HI, LO),              # same key, same pair again
-    ])])
+    built, keys = build_pairs(
+        [
+            mapped(
+                PAIRS,
+                [
+                    pair_row("k1", "Q1", LO, HI),
+                    pair_row("k1", "Q1", LO, "Gamma answer"),  # reused key, other content
+                    pair_row("k1", "Q1", HI, LO),  # same key, same pair again
+                ],
+            )
+        ]
+    )
     assert built.table.height == 1 and keys.height == 1
     assert fields(built.rejected) == [(2, "source_key"), (3, "source_key")]
     assert "already names a different pair at f.jsonl:1" in built.rejected[0].reason
@@ -106,8 +128,9 @@ def test_same_key_different_content_is_quarantined() -> None:
 
 def test_same_key_in_different_sources_is_fine() -> None:
     other = spec(name="other", kind="pairs", columns=PAIRS.columns)
-    built, keys = build_pairs([mapped(PAIRS, [pair_row("k1", "Q1", LO, HI)]),
-                               mapped(other, [pair_row("k1", "Q2", LO, HI)], "g.jsonl")])
+    built, keys = build_pairs(
+        [mapped(PAIRS, [pair_row("k1", "Q1", LO, HI)]), mapped(other, [pair_row("k1", "Q2", LO, HI)], "g.jsonl")]
+    )
     assert built.table.height == 2 and built.rejected == [] and keys.height == 2
 
 
@@ -126,13 +149,20 @@ def test_missing_required_field_quarantined() -> None:
 
 
 def test_reference_choice_mapped_to_canonical_side() -> None:
-    built, _ = build_pairs([mapped(PAIRS, [
-        pair_row("k1", "Q1", HI, LO, ref="first"),   # first is canonical b
-        pair_row("k2", "Q2", HI, LO, ref="second"),  # second is canonical a
-        pair_row("k3", "Q3", LO, HI, ref="first"),   # first is canonical a
-        pair_row("k4", "Q4", LO, HI),                # none
-        pair_row("k5", "Q5", LO, HI, ref="left"),    # invalid
-    ])])
+    built, _ = build_pairs(
+        [
+            mapped(
+                PAIRS,
+                [
+                    pair_row("k1", "Q1", HI, LO, ref="first"),  # first is canonical b
+                    pair_row("k2", "Q2", HI, LO, ref="second"),  # second is canonical a
+                    pair_row("k3", "Q3", LO, HI, ref="first"),  # first is canonical a
+                    pair_row("k4", "Q4", LO, HI),  # none
+                    pair_row("k5", "Q5", LO, HI, ref="left"),  # invalid
+                ],
+            )
+        ]
+    )
     refs = dict(zip(built.table["source_key"], built.table["reference_choice"], strict=True))
     assert refs == {"k1": "b", "k2": "a", "k3": "a", "k4": None}
     assert fields(built.rejected) == [(5, "reference_choice")]
@@ -166,8 +196,17 @@ def label(key: str, worker: str, winner: str, **kw: Any) -> dict[str, Any]:
 
 
 def test_choice_normalised_when_first_response_is_canonical_b(pair_keys: pl.DataFrame) -> None:
-    m = mapped(CROWD, [label("kb", "w1", "left"), label("kb", "w2", "right"), label("kb", "w3", "tie"),
-                       label("ka", "w1", "left"), label("ka", "w2", "right")], "human_labels/d/crowd.csv")
+    m = mapped(
+        CROWD,
+        [
+            label("kb", "w1", "left"),
+            label("kb", "w2", "right"),
+            label("kb", "w3", "tie"),
+            label("ka", "w1", "left"),
+            label("ka", "w2", "right"),
+        ],
+        "human_labels/d/crowd.csv",
+    )
     built = build_labels([m], "human_labels", pair_keys, DAY1)
     assert built.rejected == [] and built.reconciles
     t = built.table
@@ -185,17 +224,22 @@ def test_choice_normalised_when_first_response_is_canonical_b(pair_keys: pl.Data
 
 
 def test_shown_first_second_and_judge_probability(pair_keys: pl.DataFrame) -> None:
-    m = mapped(JUDGE, [
-        {"id": "kb", "verdict": "1", "p": "0.8", "why": "clearer"},
-        {"id": "ka", "verdict": "1", "p": "0.8"},
-        {"id": "ka", "verdict": "0"},
-        {"id": "ka", "verdict": "2", "p": "1.5"},
-    ])
+    m = mapped(
+        JUDGE,
+        [
+            {"id": "kb", "verdict": "1", "p": "0.8", "why": "clearer"},
+            {"id": "ka", "verdict": "1", "p": "0.8"},
+            {"id": "ka", "verdict": "0"},
+            {"id": "ka", "verdict": "2", "p": "1.5"},
+        ],
+    )
     built = build_labels([m], "judge_labels", pair_keys, DAY1)
     t = built.table
     # JUDGE shows the source's second response first: for kb that is canonical a, for ka canonical b.
     assert t.select("choice", "shown_first", "judge_id", "rationale").rows() == [
-        ("b", "a", "gpt", "clearer"), ("a", "b", "gpt", None), ("tie", "b", "gpt", None),
+        ("b", "a", "gpt", "clearer"),
+        ("a", "b", "gpt", None),
+        ("tie", "b", "gpt", None),
     ]
     assert t["probability_a"].to_list()[:2] == pytest.approx([0.2, 0.8])
     assert t["probability_a"][2] is None
@@ -206,13 +250,21 @@ def test_shown_first_second_and_judge_probability(pair_keys: pl.DataFrame) -> No
 
 def test_unknown_pair_key_and_invalid_choice(pair_keys: pl.DataFrame) -> None:
     other_source = spec(**{**CROWD.model_dump(), "name": "crowd2", "pairs_from": "elsewhere"})
-    built = build_labels([
-        mapped(CROWD, [label("nope", "w1", "left"), label("kb", "w1", "middle"), label("kb", "w1", "Left")]),
-        mapped(other_source, [label("kb", "w1", "left")], "g.csv"),
-    ], "human_labels", pair_keys, DAY1)
+    built = build_labels(
+        [
+            mapped(CROWD, [label("nope", "w1", "left"), label("kb", "w1", "middle"), label("kb", "w1", "Left")]),
+            mapped(other_source, [label("kb", "w1", "left")], "g.csv"),
+        ],
+        "human_labels",
+        pair_keys,
+        DAY1,
+    )
     assert built.table.height == 0
     assert [(r.source, r.line, r.field) for r in built.rejected] == [
-        ("crowd", 1, "pair_key"), ("crowd", 2, "choice"), ("crowd", 3, "choice"), ("crowd2", 1, "pair_key"),
+        ("crowd", 1, "pair_key"),
+        ("crowd", 2, "choice"),
+        ("crowd", 3, "choice"),
+        ("crowd2", 1, "pair_key"),
     ]
     assert "no pair 'nope' from source 'src'" in built.rejected[0].reason
     assert "invalid choice 'middle' (allowed: left, right, tie)" in built.rejected[1].reason
@@ -220,8 +272,10 @@ def test_unknown_pair_key_and_invalid_choice(pair_keys: pl.DataFrame) -> None:
 
 
 def test_duplicate_label_within_batch(pair_keys: pl.DataFrame) -> None:
-    m = mapped(CROWD, [label("kb", "w1", "left"), label("kb", "w1", "left"), label("kb", "w1", "right"),
-                       label("kb", "w2", "left")])
+    m = mapped(
+        CROWD,
+        [label("kb", "w1", "left"), label("kb", "w1", "left"), label("kb", "w1", "right"), label("kb", "w2", "left")],
+    )
     built = build_labels([m], "human_labels", pair_keys, DAY1)
     assert built.table["source_line"].to_list() == [1, 3, 4]
     assert fields(built.rejected) == [(2, "label_id")]
@@ -234,8 +288,13 @@ def test_duplicate_label_against_existing_batches(pair_keys: pl.DataFrame) -> No
     first = build_labels([mapped(CROWD, rows, "human_labels/d1/crowd.csv")], "human_labels", pair_keys, DAY1)
     assert first.table.height == 2
     existing = first.table.select("label_id", "batch_date", "source_file", "source_line")
-    second = build_labels([mapped(CROWD, [*rows, label("ka", "w3", "tie")], "human_labels/d2/crowd.csv")],
-                          "human_labels", pair_keys, DAY2, existing=existing)
+    second = build_labels(
+        [mapped(CROWD, [*rows, label("ka", "w3", "tie")], "human_labels/d2/crowd.csv")],
+        "human_labels",
+        pair_keys,
+        DAY2,
+        existing=existing,
+    )
     assert second.table.select("rater_id").to_series().to_list() == ["crowd:w3"]
     assert fields(second.rejected) == [(1, "label_id"), (2, "label_id")]
     assert "batch 2024-05-01 (human_labels/d1/crowd.csv:1)" in second.rejected[0].reason
@@ -248,8 +307,21 @@ def test_duplicate_label_against_existing_batches(pair_keys: pl.DataFrame) -> No
 
 def test_label_key_is_identity_when_given(pair_keys: pl.DataFrame) -> None:
     keyed = spec(**{**CROWD.model_dump(), "columns": {**CROWD.columns, "label_key": "lk"}})
-    built = build_labels([mapped(keyed, [label("kb", "w1", "left", lk="L1"), label("kb", "w1", "left", lk="L2"),
-                                         label("ka", "w9", "tie", lk="L1")])], "human_labels", pair_keys, DAY1)
+    built = build_labels(
+        [
+            mapped(
+                keyed,
+                [
+                    label("kb", "w1", "left", lk="L1"),
+                    label("kb", "w1", "left", lk="L2"),
+                    label("ka", "w9", "tie", lk="L1"),
+                ],
+            )
+        ],
+        "human_labels",
+        pair_keys,
+        DAY1,
+    )
     assert built.table.height == 2
     assert fields(built.rejected) == [(3, "label_id")]
 
@@ -266,8 +338,12 @@ def test_label_key_is_identity_when_given(pair_keys: pl.DataFrame) -> None:
     ],
 )
 def test_bad_human_fields_quarantined(pair_keys: pl.DataFrame, extra: dict[str, str], field: str) -> None:
-    built = build_labels([mapped(CROWD, [label("kb", "w1", "left", **extra), label("kb", "w1", "right")])],
-                         "human_labels", pair_keys, DAY1)
+    built = build_labels(
+        [mapped(CROWD, [label("kb", "w1", "left", **extra), label("kb", "w1", "right")])],
+        "human_labels",
+        pair_keys,
+        DAY1,
+    )
     assert built.table["source_line"].to_list() == [2]
     assert fields(built.rejected) == [(1, field)]
     assert f"field '{field}'" in built.rejected[0].reason
@@ -283,15 +359,27 @@ def test_bad_probability_first_quarantined(pair_keys: pl.DataFrame, p: str) -> N
 
 
 def test_good_seconds_and_timestamps(pair_keys: pl.DataFrame) -> None:
-    built = build_labels([mapped(CROWD, [
-        label("kb", "w1", "left", secs="12.5", ts="2024-05-01T12:00:00+02:00"),
-        label("kb", "w2", "left", secs="0", ts="2024-05-01 08:30:00"),
-        label("kb", "w3", "left"),
-    ])], "human_labels", pair_keys, DAY1)
+    built = build_labels(
+        [
+            mapped(
+                CROWD,
+                [
+                    label("kb", "w1", "left", secs="12.5", ts="2024-05-01T12:00:00+02:00"),
+                    label("kb", "w2", "left", secs="0", ts="2024-05-01 08:30:00"),
+                    label("kb", "w3", "left"),
+                ],
+            )
+        ],
+        "human_labels",
+        pair_keys,
+        DAY1,
+    )
     assert built.rejected == []
     assert built.table["seconds"].to_list() == [12.5, 0.0, None]
     assert built.table["labeled_at"].to_list() == [
-        dt.datetime(2024, 5, 1, 10, 0), dt.datetime(2024, 5, 1, 8, 30), None,
+        dt.datetime(2024, 5, 1, 10, 0),
+        dt.datetime(2024, 5, 1, 8, 30),
+        None,
     ]
 
 
@@ -300,8 +388,20 @@ def test_good_seconds_and_timestamps(pair_keys: pl.DataFrame) -> None:
 
 def test_build_prompts_duplicates_and_safety() -> None:
     ev = spec(name="ev", kind="eval_prompts", columns={"prompt": "q", "safety": "s"})
-    built = build_prompts([mapped(ev, [{"q": "How?", "s": "safe"}, {"q": " How?\n", "s": "unsafe"},
-                                       {"q": "Why?", "s": "maybe"}, {"q": "When?"}])], "eval_prompts")
+    built = build_prompts(
+        [
+            mapped(
+                ev,
+                [
+                    {"q": "How?", "s": "safe"},
+                    {"q": " How?\n", "s": "unsafe"},
+                    {"q": "Why?", "s": "maybe"},
+                    {"q": "When?"},
+                ],
+            )
+        ],
+        "eval_prompts",
+    )
     assert built.table.select("prompt", "safety").rows() == [("How?", "safe"), ("When?", None)]
     assert fields(built.rejected) == [(2, "prompt"), (3, "safety")]
     assert "same text as f.jsonl:1" in built.rejected[0].reason
