@@ -6,7 +6,7 @@ import polars as pl
 from assets._meta import markdown_table
 from pipelines.resources import PrefgateResource
 from prefgate import schemas
-from prefgate.consensus import majority_consensus
+from prefgate.governance import govern_consensus
 
 GROUP = "audit"
 QUARANTINE_TABLES = ("raw_prompts", "response_pairs", "eval_prompts", "human_labels", "judge_labels")
@@ -53,18 +53,29 @@ def quarantine(
 
 @dg.asset(group_name=GROUP, pool="duckdb")
 def human_consensus(
-    context: dg.AssetExecutionContext, prefgate: PrefgateResource, human_labels: pl.DataFrame
+    context: dg.AssetExecutionContext,
+    prefgate: PrefgateResource,
+    human_labels: pl.DataFrame,
+    rater_quality: pl.DataFrame,
 ) -> dg.Output[pl.DataFrame]:
-    """Majority verdict per pair over all human label batches, with counts and agreement."""
-    df = schemas.validate(schemas.HumanConsensus, majority_consensus(human_labels))
+    """Verdict per pair (majority or Dawid-Skene, by policy) without the labels of excluded raters."""
+    policy = prefgate.policy()
+    exclude = list(policy.raters.exclude_flags)
+    excluded = rater_quality.filter(pl.any_horizontal(*exclude)) if exclude else rater_quality.clear()
+    df = govern_consensus(human_labels, excluded.select("rater_id"), policy)
+    df = schemas.validate(schemas.HumanConsensus, df)
     verdicts = dict(df.group_by("verdict").len().sort("verdict").iter_rows())
     return dg.Output(
         df,
         metadata={
             "dagster/row_count": df.height,
+            "method": policy.consensus.method,
             "labels": human_labels.height,
+            "excluded_raters": excluded.height,
+            "excluded_labels": int(df["excluded_label_ids"].list.len().sum()),
             "verdicts": dg.MetadataValue.json(verdicts),
             "mean_agreement": float(df["agreement"].mean() or 0.0),
+            "mean_confidence": float(df["confidence"].mean() or 0.0),
             "pairs_by_label_count": dg.MetadataValue.json(
                 {str(k): v for k, v in df.group_by("n_labels").len().sort("n_labels").iter_rows()}
             ),

@@ -8,6 +8,7 @@ import polars as pl
 from pandera.errors import SchemaErrors
 
 from assets._meta import markdown_table
+from pipelines.resources import PrefgateResource
 from prefgate import schemas
 from prefgate.curation import contaminated
 
@@ -71,3 +72,27 @@ def not_empty(preference_set: pl.DataFrame) -> dg.AssetCheckResult:
 
 
 CHECKS = [preference_set_schema, chosen_differs_from_rejected, no_duplicate_pairs, no_eval_contamination, not_empty]
+
+
+@dg.asset_check(
+    asset=ASSET,
+    blocking=True,
+    additional_deps=["human_consensus"],
+    description="Every training row rests on at least the policy's minimum number of human labels.",
+)
+def rows_have_min_labels(preference_set: pl.DataFrame, prefgate: PrefgateResource) -> dg.AssetCheckResult:
+    need = prefgate.policy().consensus.min_labels
+    short = preference_set.filter(pl.col("n_labels") < need)
+    return dg.AssetCheckResult(
+        passed=short.height == 0,
+        metadata={
+            "min_labels": need,
+            "rows_below": short.height,
+            "label_count_histogram": dg.MetadataValue.json(
+                {str(k): v for k, v in preference_set.group_by("n_labels").len().sort("n_labels").iter_rows()}
+            ),
+        },
+    )
+
+
+CHECKS.append(rows_have_min_labels)

@@ -26,9 +26,12 @@ PREFERENCE_COLUMNS = [
     "label_source",
     "n_labels",
     "agreement",
+    "confidence",
     "weight",
+    "consensus_method",
     "label_ids",
     "rater_ids",
+    "excluded_rater_ids",
     "policy_hash",
 ]
 
@@ -40,12 +43,24 @@ def split_of(prompt_ids: pl.Series, eval_fraction: float, salt: str) -> pl.Serie
 
 
 def assemble_preference_set(pairs: pl.DataFrame, consensus: pl.DataFrame, policy: Policy) -> pl.DataFrame:
-    """TRL's ``prompt``/``chosen``/``rejected`` plus provenance, for pairs whose consensus passes the policy."""
+    """TRL's ``prompt``/``chosen``/``rejected`` plus provenance, for pairs whose consensus passes the policy.
+
+    A pair enters when its verdict is a strict a/b with at least ``min_labels`` labels (after excluded raters),
+    at least ``min_agreement`` of them behind the verdict, and a verdict posterior of at least
+    ``min_confidence``; its ``weight`` is that posterior (the vote share under plain majority).
+    """
     rule = policy.consensus
+    defaults = {  # a plain majority_consensus frame carries none of the governance columns
+        "confidence": pl.col("agreement"),
+        "method": pl.lit("majority"),
+        "excluded_rater_ids": pl.lit([], dtype=pl.List(pl.String)),
+    }
+    consensus = consensus.with_columns(v.alias(k) for k, v in defaults.items() if k not in consensus.columns)
     eligible = consensus.filter(
         pl.col("verdict").is_in(["a", "b"])
         & (pl.col("n_labels") >= rule.min_labels)
         & (pl.col("agreement") >= rule.min_agreement)
+        & (pl.col("confidence") >= rule.min_confidence)
     )
     if policy.sources_allowed_in_training:
         allowed = policy.sources_allowed_in_training
@@ -58,7 +73,8 @@ def assemble_preference_set(pairs: pl.DataFrame, consensus: pl.DataFrame, policy
         pl.col("verdict").alias("chosen_side"),
         pl.col("source").alias("pair_source"),
         pl.col("sources").list.join(",").alias("label_source"),
-        pl.col("agreement").alias("weight"),
+        pl.col("confidence").alias("weight"),
+        pl.col("method").alias("consensus_method"),
         pl.lit(policy.policy_hash).alias("policy_hash"),
     )
     out = out.with_columns(

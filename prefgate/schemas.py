@@ -106,20 +106,33 @@ class Quarantine(_Base):
 
 
 class HumanConsensus(_Base):
+    """One verdict per labelled pair, by the policy's method, with what was excluded and why it was."""
+
     pair_id: Series[str] = pa.Field(unique=True, str_matches=HEX16)
-    n_labels: Series[pl.Int64] = pa.Field(ge=1)
+    n_labels: Series[pl.Int64] = pa.Field(ge=0)
     n_a: Series[pl.Int64] = pa.Field(ge=0)
     n_b: Series[pl.Int64] = pa.Field(ge=0)
     n_tie: Series[pl.Int64] = pa.Field(ge=0)
-    verdict: Series[str] = pa.Field(isin=["a", "b", "tie", "no_majority"])
+    verdict: Series[str] = pa.Field(isin=["a", "b", "tie", "no_majority", "excluded"])
     agreement: Series[pl.Float64] = pa.Field(ge=0, le=1)
     label_ids: Series[pl.List(pl.String)]
     rater_ids: Series[pl.List(pl.String)]
     sources: Series[pl.List(pl.String)]
+    p_a: Series[pl.Float64] = pa.Field(nullable=True, ge=0, le=1)
+    p_b: Series[pl.Float64] = pa.Field(nullable=True, ge=0, le=1)
+    p_tie: Series[pl.Float64] = pa.Field(nullable=True, ge=0, le=1)
+    confidence: Series[pl.Float64] = pa.Field(nullable=True, ge=0, le=1)
+    method: Series[str] = pa.Field(isin=["majority", "dawid_skene"])
+    excluded_label_ids: Series[pl.List(pl.String)]
+    excluded_rater_ids: Series[pl.List(pl.String)]
 
     @pa.dataframe_check
     def counts_add_up(cls, data: PolarsData) -> pl.LazyFrame:  # noqa: N805
         return data.lazyframe.select(pl.col("n_a") + pl.col("n_b") + pl.col("n_tie") == pl.col("n_labels"))
+
+    @pa.dataframe_check
+    def excluded_iff_no_labels(cls, data: PolarsData) -> pl.LazyFrame:  # noqa: N805
+        return data.lazyframe.select((pl.col("verdict") == "excluded") == (pl.col("n_labels") == 0))
 
 
 class PreferenceSet(_Base):
@@ -139,9 +152,12 @@ class PreferenceSet(_Base):
     label_source: Series[str]
     n_labels: Series[pl.Int64] = pa.Field(ge=1)
     agreement: Series[pl.Float64] = pa.Field(ge=0, le=1)
+    confidence: Series[pl.Float64] = pa.Field(ge=0, le=1)
     weight: Series[pl.Float64] = pa.Field(ge=0, le=1)
+    consensus_method: Series[str]
     label_ids: Series[pl.List(pl.String)]
     rater_ids: Series[pl.List(pl.String)]
+    excluded_rater_ids: Series[pl.List(pl.String)]
     policy_hash: Series[str]
 
     @pa.dataframe_check

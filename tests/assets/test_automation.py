@@ -28,15 +28,20 @@ ASSETS = [
     "quarantine_judge_labels",
     "quarantine_raw_prompts",
     "quarantine_response_pairs",
+    "rater_drift",
+    "rater_quality",
     "raw_prompts",
     "response_pairs",
 ]
 CHECKS = [
+    "alpha_at_least_min",
     "chosen_differs_from_rejected",
+    "flagged_share_at_most_max",
     "no_duplicate_pairs",
     "no_eval_contamination",
     "not_empty",
     "preference_set_schema",
+    "rows_have_min_labels",
 ]
 
 
@@ -49,6 +54,12 @@ def test_graph_snapshot(home: Home) -> None:
     from checks.preference_set import CHECKS as CHECK_DEFS
 
     assert all(spec.blocking for c in CHECK_DEFS for spec in c.check_specs)
+    from assets.raters import rater_audit
+
+    assert {s.name: s.blocking for s in rater_audit.check_specs} == {
+        "alpha_at_least_min": True,
+        "flagged_share_at_most_max": True,
+    }
     assert sorted(j.name for j in defs.jobs or []) == ["ingest_job", "labels_job", "refresh_job"]
     assert [(s.name, s.cron_schedule) for s in defs.schedules or []] == [("nightly_refresh", "0 2 * * *")]
     assert sorted(s.name for s in defs.sensors or []) == ["gated_export_automation", "landing_sensor"]
@@ -80,7 +91,7 @@ def test_landing_sensor_requests_runs_for_new_files(sample_home: Home) -> None:
 
 def _materialize_set(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     job = defs.resolve_implicit_global_asset_job_def()
-    keys = [dg.AssetKey(k) for k in ("quarantine", "human_consensus", "preference_set")]
+    keys = [dg.AssetKey(k) for k in ("quarantine", "rater_quality", "rater_drift", "human_consensus", "preference_set")]
     return job.execute_in_process(instance=instance, asset_selection=keys, raise_on_error=False)
 
 

@@ -126,6 +126,9 @@ def test_preference_set_passes_gates_and_exports(sample_run: tuple[Home, dict]) 
         "no_duplicate_pairs": True,
         "no_eval_contamination": True,
         "not_empty": True,
+        "rows_have_min_labels": True,
+        "alpha_at_least_min": True,
+        "flagged_share_at_most_max": True,
     }
     ps = table(home, "preference_set")
     assert ps.height > 100

@@ -91,7 +91,17 @@ def test_majority_consensus_hand_values() -> None:
     assert c["rater_ids"][0].to_list() == ["crowd:r0", "crowd:r1", "crowd:r2"]
     assert c["label_ids"][0].to_list() == sorted(content_hash("l", p1, str(i)) for i in range(3))
     assert c["sources"][0].to_list() == ["crowd"]
-    schemas.validate(schemas.HumanConsensus, c)
+    # governed (nothing excluded, majority method), the same verdicts meet the HumanConsensus contract
+    from prefgate.governance import govern_consensus
+    from prefgate.policy import Policy
+
+    governed = govern_consensus(
+        labels,
+        pl.DataFrame({"rater_id": []}, schema={"rater_id": pl.String}),
+        Policy(version="t", consensus={"method": "majority"}),
+    )
+    schemas.validate(schemas.HumanConsensus, governed)
+    assert governed.select(c.columns).equals(c)
 
 
 def test_majority_consensus_sources_unique_sorted() -> None:

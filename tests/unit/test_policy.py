@@ -21,7 +21,10 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_shipped_policy_loads() -> None:
     p = load_policy(CONFIG)
     assert p.version == "2026-11-27.1"
-    assert (p.consensus.method, p.consensus.min_labels, p.consensus.min_agreement) == ("majority", 2, 0.6)
+    assert (p.consensus.method, p.consensus.min_labels, p.consensus.min_agreement) == ("dawid_skene", 2, 0.6)
+    assert p.consensus.min_confidence == 0.8
+    assert p.raters.exclude_flags == ["spammer", "biased"]
+    assert (p.agreement.min_alpha, p.agreement.max_flagged_share) == (0.3, 0.2)
     assert (p.split.eval_fraction, p.split.salt) == (0.1, "prefgate-split-v1")
     assert p.ingest.max_quarantine_share == 0.2
     assert (p.gold_pairs, p.quotas, p.sources_allowed_in_training) == ([], {}, [])

@@ -1,0 +1,142 @@
+"""Rater governance in one pass: agreement, rater quality, drift, and consensus under the policy.
+
+The Dagster assets call :func:`audit_raters` and :func:`govern_consensus`; both are pure functions of the label
+table and the policy, so they run the same on a tiny frame in a test and on 10M labels in a benchmark.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from prefgate.agreement import AgreementReport, agreement_report
+from prefgate.consensus import dawid_skene_consensus, majority_consensus
+from prefgate.drift import DriftReport, detect_drift, score_labels
+from prefgate.policy import Policy
+from prefgate.rater_quality import RaterThresholds, rater_quality
+
+GATING_FLAGS = ("spammer", "biased", "too_fast", "drifting")  # straightlining / tie_outlier are informational
+CONSENSUS_EXTRA = ["method", "confidence", "p_a", "p_b", "p_tie", "excluded_label_ids", "excluded_rater_ids"]
+
+
+@dataclass(frozen=True)
+class RaterAudit:
+    """Everything the rater audit found on one label table."""
+
+    quality: pl.DataFrame
+    drift: DriftReport
+    agreement: AgreementReport
+    by_source: pl.DataFrame  # per label source: labels, items, raters, alpha and its interval
+    excluded_raters: pl.DataFrame  # rater_id, reasons (the policy's exclusion flags that the rater carries)
+
+    @property
+    def flagged_share(self) -> float:
+        """Share of assessed raters (enough labels to be judged) carrying a gating flag."""
+        assessed = self.quality.filter(pl.col("assessed"))
+        if assessed.height == 0:
+            return 0.0
+        return float(assessed.select(pl.any_horizontal(*GATING_FLAGS).mean()).item())
+
+
+def _items(labels: pl.DataFrame) -> pl.DataFrame:
+    """Agreement is computed over the sources' own items (source, pair key): a source that lists the same two
+    responses under two keys asked its raters twice, and those are two ratings, not one rater labelling twice."""
+    return labels.select(pl.concat_str("source", pl.lit("|"), "pair_key").alias("item"), "rater_id", "choice", "source")
+
+
+def _alpha_by_source(items: pl.DataFrame, n_boot: int, seed: int) -> pl.DataFrame:
+    rows = []
+    for source in sorted(items["source"].unique().to_list()):
+        rep = agreement_report(items.filter(pl.col("source") == source), n_boot=n_boot, seed=seed, item_col="item")
+        rows.append(
+            {
+                "source": source,
+                "labels": rep.n_labels,
+                "items": rep.n_items,
+                "raters": rep.n_raters,
+                "alpha": rep.alpha,
+                "alpha_low": rep.alpha_low,
+                "alpha_high": rep.alpha_high,
+                "fleiss_kappa": rep.fleiss_kappa,
+                "note": rep.alpha_reason or rep.fleiss_reason or "",
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+def audit_raters(labels: pl.DataFrame, policy: Policy, gold: pl.DataFrame | None = None) -> RaterAudit:
+    """Agreement (pooled and per source), per-rater quality with flags, drift, and the raters to exclude."""
+    thresholds = RaterThresholds.from_overrides(policy.raters.thresholds, policy.raters.drift_thresholds)
+    scored = score_labels(labels)
+    drift = detect_drift(labels, thresholds.drift, scored=scored)
+    if gold is None and policy.gold_pairs:
+        gold = pl.DataFrame([g.model_dump() for g in policy.gold_pairs])
+    quality = rater_quality(labels, gold, thresholds, drift_report=drift, scored=scored)
+    cfg = policy.agreement
+    items = _items(labels)
+    report = agreement_report(items, n_boot=cfg.bootstrap_samples, seed=cfg.seed, item_col="item")
+    exclude = list(policy.raters.exclude_flags)
+    excluded = quality.filter(pl.any_horizontal(*exclude)) if exclude else quality.clear()
+    excluded = excluded.select(
+        "rater_id",
+        pl.concat_list([pl.when(pl.col(f)).then(pl.lit(f)) for f in exclude] if exclude else [pl.lit(None)])
+        .list.drop_nulls()
+        .alias("reasons"),
+    )
+    return RaterAudit(
+        quality, drift, report, _alpha_by_source(items, min(cfg.bootstrap_samples, 200), cfg.seed), excluded
+    )
+
+
+def govern_consensus(labels: pl.DataFrame, excluded_raters: pl.DataFrame, policy: Policy) -> pl.DataFrame:
+    """Consensus per pair by the policy's method, without the excluded raters' labels.
+
+    Every pair that had labels keeps a row: ``excluded_label_ids`` / ``excluded_rater_ids`` record what was left
+    out, and a pair whose labels were all excluded gets verdict ``excluded`` with zero counts.
+    """
+    excluded_ids = excluded_raters["rater_id"].implode()
+    dropped = labels.filter(pl.col("rater_id").is_in(excluded_ids))
+    kept = labels.filter(~pl.col("rater_id").is_in(excluded_ids))
+    method = policy.consensus.method
+    if kept.height == 0:
+        base = majority_consensus(kept)
+    elif method == "dawid_skene":
+        base = dawid_skene_consensus(kept)
+    else:
+        base = majority_consensus(kept).with_columns(
+            (pl.col("n_a") / pl.col("n_labels")).alias("p_a"),
+            (pl.col("n_b") / pl.col("n_labels")).alias("p_b"),
+            (pl.col("n_tie") / pl.col("n_labels")).alias("p_tie"),
+            pl.col("agreement").alias("confidence"),
+        )
+    provenance = dropped.group_by("pair_id").agg(
+        pl.col("label_id").sort().alias("excluded_label_ids"),
+        pl.col("rater_id").unique().sort().alias("excluded_rater_ids"),
+    )
+    all_pairs = labels.select("pair_id").unique()
+    out = all_pairs.join(base, on="pair_id", how="left").join(provenance, on="pair_id", how="left")
+    empty = pl.lit([], dtype=pl.List(pl.String))
+    return (
+        out.with_columns(
+            pl.col("verdict").fill_null("excluded"),
+            *[pl.col(c).fill_null(0) for c in ("n_labels", "n_a", "n_b", "n_tie")],
+            pl.col("agreement").fill_null(0.0),
+            *[
+                pl.col(c).fill_null(empty)
+                for c in ("label_ids", "rater_ids", "sources", "excluded_label_ids", "excluded_rater_ids")
+            ],
+            pl.lit(method).alias("method"),
+        )
+        .select(
+            *[c for c in base.columns if c not in ("p_a", "p_b", "p_tie", "confidence")],
+            "p_a",
+            "p_b",
+            "p_tie",
+            "confidence",
+            "method",
+            "excluded_label_ids",
+            "excluded_rater_ids",
+        )
+        .sort("pair_id")
+    )
