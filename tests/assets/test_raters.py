@@ -1,0 +1,89 @@
+"""Rater governance on the sample: exclusions reach provenance, and the agreement gates block what follows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+import yaml
+
+from pipelines.definitions import build_definitions
+from prefgate.home import PROJECT_ROOT, Home
+from tests.conftest import run_job
+
+BATCHES = ("2026-11-02", "2026-11-03", "2026-11-04")
+
+
+def _table(home: Home, name: str) -> pl.DataFrame:
+    con = duckdb.connect(str(home.warehouse))
+    try:
+        return con.execute(f"SELECT * FROM prefgate.{name}").pl()
+    finally:
+        con.close()
+
+
+def _policy(tmp_path: Path, **changes: dict[str, object]) -> str:
+    raw = yaml.safe_load((PROJECT_ROOT / "config" / "policy.yaml").read_text())
+    for section, values in changes.items():
+        raw[section] = {**raw.get(section, {}), **values}
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def _run_all(home: Home, policy_path: str | None = None, ok: bool | None = True) -> dg.ExecuteInProcessResult:
+    defs = build_definitions(home, policy_path=policy_path)
+    instance = dg.DagsterInstance.ephemeral()
+    run_job(defs, instance, "ingest_job")
+    for batch in BATCHES:
+        run_job(defs, instance, "labels_job", batch)
+    return run_job(defs, instance, "refresh_job", ok=ok)
+
+
+def test_excluded_raters_leave_consensus_and_are_recorded(sample_home: Home) -> None:
+    _run_all(sample_home)
+    quality, consensus = _table(sample_home, "rater_quality"), _table(sample_home, "human_consensus")
+    labels, prefs = _table(sample_home, "human_labels"), _table(sample_home, "preference_set")
+    excluded = set(quality.filter(pl.col("spammer") | pl.col("biased"))["rater_id"])
+    assert excluded, "the sample's LLMFAO crowd has low-agreement workers the audit should flag"
+    their_labels = set(labels.filter(pl.col("rater_id").is_in(list(excluded)))["label_id"])
+    used = set(consensus["label_ids"].explode().drop_nulls())
+    recorded = set(consensus["excluded_label_ids"].explode().drop_nulls())
+    assert not used & their_labels
+    assert recorded == their_labels
+    assert used | recorded == set(labels["label_id"])  # every label is either used or recorded as excluded
+    assert not set(prefs["rater_ids"].explode().drop_nulls()) & excluded
+    assert (consensus["method"] == "dawid_skene").all()
+    # a flagged rater's reasons are written out in words with the numbers
+    reasons = quality.filter(pl.col("rater_id").is_in(list(excluded)))["flag_reasons"].to_list()
+    assert all("spammer:" in r or "biased:" in r for r in reasons)
+
+
+@pytest.mark.parametrize(
+    "section,values,failing",
+    [
+        ("agreement", {"min_alpha": 0.95}, "alpha_at_least_min"),
+        ("agreement", {"max_flagged_share": 0.0}, "flagged_share_at_most_max"),
+    ],
+)
+def test_failing_rater_gate_stops_consensus_and_training_data(
+    sample_home: Home, tmp_path: Path, section: str, values: dict[str, object], failing: str
+) -> None:
+    result = _run_all(sample_home, _policy(tmp_path, **{section: values}), ok=False)
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks[failing] is False
+    done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key}
+    assert "rater_quality" in done
+    assert not done & {"human_consensus", "preference_set", "preference_set_export"}
+    assert not (sample_home.exports / "preference_set").exists()
+
+
+def test_majority_policy_switches_the_method(sample_home: Home, tmp_path: Path) -> None:
+    _run_all(sample_home, _policy(tmp_path, consensus={"method": "majority", "min_confidence": 0.0}))
+    consensus = _table(sample_home, "human_consensus")
+    assert (consensus["method"] == "majority").all()
+    counted = consensus.filter(pl.col("n_labels") > 0)
+    assert (counted["confidence"] == counted["agreement"]).all()
