@@ -4,6 +4,7 @@
     prefgate land DIR        copy a folder of landing files (same layout as data/sample/landing) into landing/
     prefgate run             the main job: init, land the bundled sample, ingest, every label batch, refresh
     prefgate tables          row counts of every warehouse table
+    prefgate bench           the rater-governance benchmark table (see benchmarks/README.md)
 
 The main job goes through the same landing folder and the same Dagster jobs a user's files take, recorded in
 the project's Dagster instance, so its runs show up in ``dagster dev`` afterwards.
@@ -133,7 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="run the main job on the landing folder")
     p_run.add_argument("--no-sample", action="store_true", help="do not land the bundled sample data first")
     sub.add_parser("tables", help="row counts of the warehouse tables")
+    from prefgate import bench
+
+    bench.add_arguments(sub.add_parser("bench", help="benchmark the governance pass against the reference libraries"))
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        return bench.run_from_args(args)
     if args.home is not None:
         os.environ["PREFGATE_HOME"] = str(args.home.resolve())
     home = Home.from_env()
