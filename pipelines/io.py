@@ -27,6 +27,11 @@ class WarehouseTypeHandler(DuckDBPolarsTypeHandler):
             connection.execute(f"create or replace table {name} as select * from obj_arrow")
         else:
             connection.execute(f"create table if not exists {name} as select * from obj_arrow limit 0")
+            # columns added since the table was created: add them (older partitions read as null)
+            have = {r[0] for r in connection.execute(f"describe {name}").fetchall()}
+            for col, dtype, *_ in connection.execute("describe select * from obj_arrow").fetchall():
+                if col not in have:
+                    connection.execute(f'alter table {name} add column "{col}" {dtype}')
             connection.execute(f"insert into {name} by name select * from obj_arrow")
         context.add_output_metadata({"row_count": obj.height})
 

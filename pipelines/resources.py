@@ -41,7 +41,7 @@ class PrefgateResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         con = duckdb.connect(str(path))
         try:
             return con.execute(sql, params or []).pl()
-        except duckdb.CatalogException:
+        except (duckdb.CatalogException, duckdb.BinderException):
             return None
         finally:
             con.close()

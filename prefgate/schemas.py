@@ -87,10 +87,54 @@ class HumanLabels(_Label):
     labeled_at: Series[pl.Datetime] = pa.Field(nullable=True)
 
 
-class JudgeLabels(_Label):
+class JudgeLabels(_Base):
+    """Recorded judge verdicts (from landing files, with file/line provenance) and live judgments (from a judge
+    run, with the judge's own record). Failed live judgments stay, with ``status = failed`` and no choice."""
+
+    label_id: Series[str] = pa.Field(unique=True, str_matches=HEX16)
+    pair_id: Series[str] = pa.Field(str_matches=HEX16)
+    pair_key: Series[str]
+    batch_date: Series[pl.Date]
+    choice: Series[str] = pa.Field(nullable=True, isin=["a", "b", "tie"])
+    raw_choice: Series[str] = pa.Field(nullable=True)
+    shown_first: Series[str] = pa.Field(isin=["a", "b"])
+    source: Series[str]
+    source_file: Series[str] = pa.Field(nullable=True)
+    source_line: Series[pl.Int64] = pa.Field(nullable=True, ge=1)
+    file_sha256: Series[str] = pa.Field(nullable=True, str_matches=r"^[0-9a-f]{64}$")
     judge_id: Series[str] = pa.Field(str_length={"min_value": 1})
     rationale: Series[str] = pa.Field(nullable=True)
     probability_a: Series[pl.Float64] = pa.Field(nullable=True, ge=0, le=1)
+    origin: Series[str] = pa.Field(isin=["recorded", "live"])
+    status: Series[str] = pa.Field(isin=["ok", "failed"])
+    parse_status: Series[str] = pa.Field(nullable=True)
+    order: Series[str] = pa.Field(nullable=True, isin=["ab", "ba"])
+    raw_output: Series[str] = pa.Field(nullable=True)
+    error: Series[str] = pa.Field(nullable=True)
+    prompt_tokens: Series[pl.Int64] = pa.Field(nullable=True, ge=0)
+    completion_tokens: Series[pl.Int64] = pa.Field(nullable=True, ge=0)
+    latency_s: Series[pl.Float64] = pa.Field(nullable=True, ge=0)
+    cost_usd: Series[pl.Float64] = pa.Field(nullable=True, ge=0)
+    attempts: Series[pl.Int64] = pa.Field(nullable=True, ge=1)
+    pii_action: Series[str] = pa.Field(nullable=True)
+    constitution_hash: Series[str] = pa.Field(nullable=True)
+    template_hash: Series[str] = pa.Field(nullable=True)
+    position_consistent: Series[pl.Boolean] = pa.Field(nullable=True)
+
+    @pa.dataframe_check
+    def choice_iff_ok(cls, data: PolarsData) -> pl.LazyFrame:  # noqa: N805
+        """A verdict exists exactly when the judgment succeeded: failures are never coerced into one."""
+        return data.lazyframe.select((pl.col("status") == "ok") == pl.col("choice").is_not_null())
+
+    @pa.dataframe_check
+    def provenance_by_origin(cls, data: PolarsData) -> pl.LazyFrame:  # noqa: N805
+        """Recorded rows name their landing file and line; live rows name their presentation order."""
+        recorded = pl.col("origin") == "recorded"
+        return data.lazyframe.select(
+            pl.when(recorded)
+            .then(pl.col("source_file").is_not_null() & pl.col("source_line").is_not_null())
+            .otherwise(pl.col("order").is_not_null())
+        )
 
 
 class Quarantine(_Base):

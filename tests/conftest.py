@@ -36,12 +36,24 @@ def sources_copy(tmp_path: Path) -> Path:
     return dest
 
 
+# Live judges in asset tests: the programmatic one (fast, no model); the language-model judges have their own
+# integration tests and run in the main job.
+RULES_ONLY = {"ops": {"judge_labels": {"config": {"judges": ["rules"]}}}}
+
+
 def run_job(
-    defs: dg.Definitions, instance: dg.DagsterInstance, name: str, partition: str | None = None, ok: bool = True
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    name: str,
+    partition: str | None = None,
+    ok: bool | None = True,
+    run_config: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Execute one job in process; assert its success (or failure) unless ``ok`` is None."""
+    if run_config is None and name == "labels_job":
+        run_config = RULES_ONLY
     result = defs.resolve_job_def(name).execute_in_process(
-        instance=instance, partition_key=partition, raise_on_error=False
+        instance=instance, partition_key=partition, raise_on_error=False, run_config=run_config or {}
     )
     if ok is not None:
         assert result.success is ok, [str(e.event_specific_data) for e in result.all_events if e.is_failure]
