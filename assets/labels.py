@@ -82,9 +82,7 @@ class JudgeRunConfig(dg.Config):
         default=None, description="Judge names to run; null runs the judges file's default list, [] runs none."
     )
     judges_file: str | None = Field(default=None, description="Judges file; default config/judges.yaml.")
-    constitution_file: str | None = Field(
-        default=None, description="Constitution; default config/constitution.yaml."
-    )
+    constitution_file: str | None = Field(default=None, description="Constitution; default config/constitution.yaml.")
 
 
 def _judge_live(
@@ -115,10 +113,20 @@ def _judge_live(
         for name in names:
             spec = registry.specs[name]
             todo = pairs.sort("pair_id")
-            if spec.limit_per_batch:
-                todo = todo.head(spec.limit_per_batch)
-            judge = registry.build(name, constitution, concurrency=policy.concurrency, timeout_s=policy.timeout_s,
-                                   max_attempts=policy.max_attempts)
+            if spec.limit_per_batch:  # a CPU sample: the shortest pairs, so a local LM judges them in seconds
+                size = (
+                    pl.col("prompt").str.len_chars()
+                    + pl.col("response_a").str.len_chars()
+                    + pl.col("response_b").str.len_chars()
+                )
+                todo = todo.sort(size, "pair_id").head(spec.limit_per_batch)
+            judge = registry.build(
+                name,
+                constitution,
+                concurrency=policy.concurrency,
+                timeout_s=policy.timeout_s,
+                max_attempts=policy.max_attempts,
+            )
             ids[judge.judge_id] = name
             step = max(1, todo.height // 5)
 
@@ -126,8 +134,15 @@ def _judge_live(
                 if done == total or done % (2 * _step) < 2:
                     context.log.info(f"judge {_name}: {done}/{total} judgments")
 
-            judgments = judge_pairs(todo, [judge], cache, pii_policy=policy.pii, max_retries=policy.max_retries,
-                                    batch_size=policy.batch_size, progress=progress)
+            judgments = judge_pairs(
+                todo,
+                [judge],
+                cache,
+                pii_policy=policy.pii,
+                max_retries=policy.max_retries,
+                batch_size=policy.batch_size,
+                progress=progress,
+            )
             frames.append(judgments_frame(judgments))
     frame = pl.concat(frames, how="vertical_relaxed")
     rows = live_rows(frame, ids, day, like)
@@ -163,8 +178,11 @@ def _live_metadata(frame: pl.DataFrame, names: dict[str, str]) -> dict[str, obje
 
 
 @dg.multi_asset(
-    outs=_outs("judge_labels", "Judge verdicts per batch: recorded ones from landing files and live judgments "
-                               "(both orders, cached), a/b/tie, judge id, rationale, order shown."),
+    outs=_outs(
+        "judge_labels",
+        "Judge verdicts per batch: recorded ones from landing files and live judgments "
+        "(both orders, cached), a/b/tie, judge id, rationale, order shown.",
+    ),
     ins={"pair_keys": dg.AssetIn(), "response_pairs": dg.AssetIn(), "human_labels": dg.AssetIn()},
     partitions_def=batch_dates,
     pool="duckdb",
@@ -185,9 +203,11 @@ def judge_labels(  # type: ignore[no-untyped-def]
     recorded = recorded_with_live_columns(recorded_out.value)
     day = dt.date.fromisoformat(context.partition_key)
     pairs = response_pairs.join(human_labels.select("pair_id").unique(), on="pair_id", how="semi").select(
-        "pair_id", "prompt", "response_a", "response_b", "category")
+        "pair_id", "prompt", "response_a", "response_b", "category"
+    )
     existing = prefgate.query(
-        f"SELECT label_id FROM {SCHEMA}.judge_labels WHERE batch_date <> ? AND origin = 'live'", [day.isoformat()])
+        f"SELECT label_id FROM {SCHEMA}.judge_labels WHERE batch_date <> ? AND origin = 'live'", [day.isoformat()]
+    )
     live, live_meta = _judge_live(context, prefgate, config, pairs, day, recorded, existing)
     table = schemas.validate(schemas.JudgeLabels, pl.concat([recorded, live], how="vertical_relaxed"))
     meta = {**recorded_out.metadata, **live_meta, "dagster/row_count": table.height}

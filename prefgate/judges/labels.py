@@ -62,8 +62,10 @@ def live_rows(judgments: pl.DataFrame, names: dict[str, str], batch_date: dt.dat
         pl.col("pair_id").alias("pair_key"),
         pl.lit(batch_date).alias("batch_date"),
         pl.col("verdict").alias("raw_choice"),
-        pl.col("judge_id").replace_strict(names, default=None).map_elements(lambda n: f"live:{n}",
-                                                                            return_dtype=pl.String).alias("source"),
+        pl.col("judge_id")
+        .replace_strict(names, default=None)
+        .map_elements(lambda n: f"live:{n}", return_dtype=pl.String)
+        .alias("source"),
         pl.lit(None, dtype=pl.String).alias("source_file"),
         pl.lit(None, dtype=pl.Int64).alias("source_line"),
         pl.lit(None, dtype=pl.String).alias("file_sha256"),

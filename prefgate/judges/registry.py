@@ -57,8 +57,15 @@ class Registry:
             raise JudgeRegistryError(f"unknown judge(s) {unknown}; known: {sorted(self.specs)}")
         return list(chosen)
 
-    def build(self, name: str, constitution: Constitution, *, concurrency: int = 8, timeout_s: float = 60.0,
-              max_attempts: int = 3) -> Judge:
+    def build(
+        self,
+        name: str,
+        constitution: Constitution,
+        *,
+        concurrency: int = 8,
+        timeout_s: float = 60.0,
+        max_attempts: int = 3,
+    ) -> Judge:
         if name not in self._built:
             self._built[name] = _build(self.specs[name], constitution, concurrency, timeout_s, max_attempts)
         return self._built[name]
@@ -82,8 +89,11 @@ def load_registry(path: str | Path | None = None) -> Registry:
 
 
 def _lm(spec: JudgeSpec) -> tuple[Any, Any, str]:
+    from transformers.utils import logging as hf_logging
+
     from prefgate.judges import local
 
+    hf_logging.disable_progress_bar()  # GGUF de-quantisation bars would flood the job's output
     if spec.model in (None, "smollm2"):
         model, tok = local.load_smollm2()
         return model, tok, "SmolLM2-135M-Instruct"
@@ -91,8 +101,7 @@ def _lm(spec: JudgeSpec) -> tuple[Any, Any, str]:
     return model, tok, Path(spec.model).name
 
 
-def _build(spec: JudgeSpec, constitution: Constitution, concurrency: int, timeout_s: float,
-           max_attempts: int) -> Judge:
+def _build(spec: JudgeSpec, constitution: Constitution, concurrency: int, timeout_s: float, max_attempts: int) -> Judge:
     c_hash = constitution.constitution_hash
     if spec.backend == "programmatic":
         from prefgate.judges.programmatic import ProgrammaticJudge
@@ -103,9 +112,16 @@ def _build(spec: JudgeSpec, constitution: Constitution, concurrency: int, timeou
 
         if not spec.base_url or not spec.model:
             raise JudgeRegistryError("an openai judge needs 'base_url' and 'model'")
-        cfg = HttpJudgeConfig(base_url=spec.base_url, model=spec.model, api_key_env=spec.api_key_env,
-                              local=spec.local, prices=dict(spec.prices), concurrency=concurrency,
-                              timeout_s=timeout_s, max_attempts=max_attempts)
+        cfg = HttpJudgeConfig(
+            base_url=spec.base_url,
+            model=spec.model,
+            api_key_env=spec.api_key_env,
+            local=spec.local,
+            prices=dict(spec.prices),
+            concurrency=concurrency,
+            timeout_s=timeout_s,
+            max_attempts=max_attempts,
+        )
         return OpenAIJudge(cfg, constitution)
     from prefgate.judges import local
 
@@ -119,11 +135,21 @@ def _build(spec: JudgeSpec, constitution: Constitution, concurrency: int, timeou
     model, tok, model_name = _lm(spec)
     if spec.backend == "transformers":
         judge = local.TransformersPairwiseJudge(
-            model, tok, "pending", batch_size=spec.batch_size, constitution_hash=c_hash,
-            messages_builder=lambda view: PAIRWISE.messages(view, constitution))
+            model,
+            tok,
+            "pending",
+            batch_size=spec.batch_size,
+            constitution_hash=c_hash,
+            messages_builder=lambda view: PAIRWISE.messages(view, constitution),
+        )
     else:
         judge = local.PointwiseJudge(
-            model, tok, "pending", batch_size=spec.batch_size, constitution_hash=c_hash,
-            messages_builder=lambda prompt, response: POINTWISE.messages(prompt, response, constitution))
+            model,
+            tok,
+            "pending",
+            batch_size=spec.batch_size,
+            constitution_hash=c_hash,
+            messages_builder=lambda prompt, response: POINTWISE.messages(prompt, response, constitution),
+        )
     judge.judge_id = make_judge_id(spec.backend, model_name, judge.template_hash, c_hash)
     return judge  # type: ignore[no-any-return]
