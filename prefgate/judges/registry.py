@@ -93,7 +93,7 @@ def _lm(spec: JudgeSpec) -> tuple[Any, Any, str]:
 
     from prefgate.judges import local
 
-    hf_logging.disable_progress_bar()  # GGUF de-quantisation bars would flood the job's output
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # GGUF de-quantisation bars would flood the job's output
     if spec.model in (None, "smollm2"):
         model, tok = local.load_smollm2()
         return model, tok, "SmolLM2-135M-Instruct"
