@@ -13,8 +13,13 @@ $(BIN)/prefgate: pyproject.toml
 	$(BIN)/pip install -q -e . 'transformers>=5,<6' 'accelerate>=1.0'  # the rest of the `local` extra
 	touch $@
 
+# llama.cpp's OpenAI-compatible server for the real-server judge tests. PyPI has only its source (a 6-17 minute
+# build on two cores): a prebuilt wheel folder is used when there is one, else pip builds it from source.
+WHEELS ?= $(firstword $(wildcard ../shared/wheels /work/shared/wheels))
+
 $(VENV)/.dev: $(BIN)/prefgate
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q $(if $(WHEELS),--find-links $(WHEELS)) "llama-cpp-python[server]==0.3.36"
 	touch $@
 
 run: $(BIN)/prefgate          ## set up, then run the main job on the bundled sample (embedded DuckDB + local Dagster home)
