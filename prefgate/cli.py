@@ -5,6 +5,7 @@
     prefgate run             the main job: init, land the bundled sample, ingest, every label batch, refresh
     prefgate tables          row counts of every warehouse table
     prefgate bench           the rater-governance benchmark table (see benchmarks/README.md)
+    prefgate judge           run AI judges over the warehouse's pairs, both orders, cached (prefgate.judges.command)
 
 The main job goes through the same landing folder and the same Dagster jobs a user's files take, recorded in
 the project's Dagster instance, so its runs show up in ``dagster dev`` afterwards.
@@ -63,6 +64,7 @@ def land_folder(src: Path, home: Home) -> list[str]:
 def run_main(home: Home, sample: bool = True) -> int:
     """Run ingest, each label batch present in landing/, then the refresh job; 0 when every run succeeded."""
     init_home(home)
+    os.environ.setdefault("TQDM_DISABLE", "1")  # model-loading bars would flood the run summary
     if sample:
         print(f"landing sample data: {len(land_folder(SAMPLE_LANDING, home))} new files -> {home.landing}")
     import dagster as dg
@@ -137,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     from prefgate import bench
 
     bench.add_arguments(sub.add_parser("bench", help="benchmark the governance pass against the reference libraries"))
+    from prefgate.judges import command as judge_command
+
+    judge_command.add_arguments(sub.add_parser("judge", help="run judges over response_pairs (both orders, cached)"))
     args = parser.parse_args(argv)
     if args.command == "bench":
         return bench.run_from_args(args)
@@ -156,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "run":
         return run_main(home, sample=not args.no_sample)
+    if args.command == "judge":
+        return judge_command.main(args, home)
     print_tables(home)
     return 0
 
