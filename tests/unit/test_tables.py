@@ -245,7 +245,9 @@ def test_shown_first_second_and_judge_probability(pair_keys: pl.DataFrame) -> No
     assert t["probability_a"][2] is None
     assert fields(built.rejected) == [(4, "probability_first")]
     assert built.reconciles
-    schemas.validate(schemas.JudgeLabels, t)
+    from prefgate.judges.labels import recorded_with_live_columns
+
+    schemas.validate(schemas.JudgeLabels, recorded_with_live_columns(t))
 
 
 def test_unknown_pair_key_and_invalid_choice(pair_keys: pl.DataFrame) -> None:
