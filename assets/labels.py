@@ -168,7 +168,22 @@ def _live_metadata(frame: pl.DataFrame, names: dict[str, str]) -> dict[str, obje
         .sort("name")
     )
     failures = frame.filter(pl.col("status") == "failed").group_by("judge_id", "parse_status").len()
+    ensemble_meta: dict[str, object] = {}
+    if frame["judge_id"].n_unique() > 1:  # several judges on the same pairs: ensemble verdict and agreement
+        from prefgate.judges.ensemble import ensemble, judge_agreement
+
+        verdicts = ensemble(frame)
+        ensemble_meta["ensemble_verdicts"] = dg.MetadataValue.json(
+            {str(k): v for k, v in verdicts.group_by("choice").len().sort("choice").iter_rows()}
+        )
+        try:
+            report = judge_agreement(frame)
+            ensemble_meta["inter_judge_alpha"] = report.alpha if report.alpha is not None else report.alpha_reason
+            ensemble_meta["inter_judge_percent_agreement"] = report.percent_agreement
+        except ValueError as exc:
+            ensemble_meta["inter_judge_alpha"] = str(exc)
     return {
+        **ensemble_meta,
         "live_judges": dg.MetadataValue.json(sorted(names.values())),
         "live_judgments": frame.height,
         "live_failed": int((frame["status"] == "failed").sum()),
