@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
+import duckdb
+import polars as pl
 import pytest
 
 from prefgate.cli import SAMPLE_LANDING, land_folder
@@ -58,3 +60,12 @@ def run_job(
     if ok is not None:
         assert result.success is ok, [str(e.event_specific_data) for e in result.all_events if e.is_failure]
     return result
+
+
+def read_table(home: Home, name: str) -> pl.DataFrame:
+    """A whole warehouse table (schema prefgate), read through a short-lived connection."""
+    con = duckdb.connect(str(home.warehouse))
+    try:
+        return con.execute(f"SELECT * FROM prefgate.{name}").pl()
+    finally:
+        con.close()

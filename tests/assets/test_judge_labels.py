@@ -5,23 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import polars as pl
 
 from pipelines.definitions import build_definitions
 from prefgate.home import Home
 from prefgate.judges.cache import JudgmentCache
-from tests.conftest import run_job
+from tests.conftest import read_table, run_job
 
 BATCH = "2026-11-04"
-
-
-def _table(home: Home, name: str) -> pl.DataFrame:
-    con = duckdb.connect(str(home.warehouse))
-    try:
-        return con.execute(f"SELECT * FROM prefgate.{name}").pl()
-    finally:
-        con.close()
 
 
 def _config(judges: list[str], judges_file: str | None = None) -> dict[str, object]:
@@ -36,9 +27,9 @@ def test_live_rules_judge_both_orders_cached(sample_home: Home) -> None:
     instance = dg.DagsterInstance.ephemeral()
     run_job(defs, instance, "ingest_job")
     result = run_job(defs, instance, "labels_job", BATCH)
-    labels = _table(sample_home, "judge_labels")
+    labels = read_table(sample_home, "judge_labels")
     live = labels.filter(pl.col("origin") == "live")
-    humans = _table(sample_home, "human_labels").filter(pl.col("batch_date") == pl.date(2026, 11, 4))
+    humans = read_table(sample_home, "human_labels").filter(pl.col("batch_date") == pl.date(2026, 11, 4))
     assert set(live["pair_id"]) == set(humans["pair_id"])  # every pair its humans labelled
     per_pair = live.group_by("pair_id").agg(pl.col("order").sort().alias("orders"))
     assert per_pair["orders"].to_list() == [["ab", "ba"]] * per_pair.height
@@ -59,7 +50,7 @@ def test_live_rules_judge_both_orders_cached(sample_home: Home) -> None:
         assert len(cache) == live.height
     # a rerun of the batch answers every key from the cache and writes the same rows
     run_job(defs, instance, "labels_job", BATCH)
-    again = _table(sample_home, "judge_labels").filter(pl.col("origin") == "live")
+    again = read_table(sample_home, "judge_labels").filter(pl.col("origin") == "live")
     assert again.sort("label_id").equals(live.sort("label_id"))
 
 
@@ -76,7 +67,7 @@ def test_unreachable_judge_fails_without_verdicts(sample_home: Home, tmp_path: P
     instance = dg.DagsterInstance.ephemeral()
     run_job(defs, instance, "ingest_job")
     run_job(defs, instance, "labels_job", BATCH, run_config=_config(["down"], str(judges_file)))
-    live = _table(sample_home, "judge_labels").filter(pl.col("origin") == "live")
+    live = read_table(sample_home, "judge_labels").filter(pl.col("origin") == "live")
     assert live.height == 10  # 5 pairs x 2 orders
     assert (live["status"] == "failed").all()
     assert live["choice"].null_count() == live.height  # never coerced into a verdict

@@ -6,24 +6,15 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import polars as pl
 import pytest
 
 from pipelines.definitions import build_definitions
 from prefgate.home import Home
 from prefgate.ingest.landing import batches
-from tests.conftest import run_job
+from tests.conftest import read_table, run_job
 
 BATCHES = ["2026-11-02", "2026-11-03", "2026-11-04"]
-
-
-def table(home: Home, name: str) -> pl.DataFrame:
-    con = duckdb.connect(str(home.warehouse))
-    try:
-        return con.execute(f"SELECT * FROM prefgate.{name}").pl()
-    finally:
-        con.close()
 
 
 def ingest_everything(defs: dg.Definitions, instance: dg.DagsterInstance, home: Home) -> None:
@@ -80,7 +71,7 @@ def test_counts_reconcile_per_asset(sample_run: tuple[Home, dict], key: str, res
 
 def test_quarantine_table_holds_every_rejected_row(sample_run: tuple[Home, dict]) -> None:
     home, results = sample_run
-    q = table(home, "quarantine")
+    q = read_table(home, "quarantine")
     read = quarantined = 0
     for key, res in [
         ("raw_prompts", "ingest"),
@@ -101,13 +92,13 @@ def test_quarantine_table_holds_every_rejected_row(sample_run: tuple[Home, dict]
 
 def test_labels_normalised_to_canonical_pairs(sample_run: tuple[Home, dict]) -> None:
     home, _ = sample_run
-    labels, pairs = table(home, "human_labels"), table(home, "response_pairs")
+    labels, pairs = read_table(home, "human_labels"), read_table(home, "response_pairs")
     assert set(labels["choice"].unique()) <= {"a", "b", "tie"}
     assert set(labels["shown_first"].unique()) == {"a", "b"}  # both orientations occur in real data
     assert labels.join(pairs, on="pair_id", how="anti").height == 0
     assert sorted(labels["batch_date"].cast(pl.String).unique().to_list()) == BATCHES
     # an llmfao "left" vote picks the response the source listed first (result_x)
-    keys = table(home, "pair_keys").filter(pl.col("source") == "llmfao")
+    keys = read_table(home, "pair_keys").filter(pl.col("source") == "llmfao")
     left = labels.filter((pl.col("source") == "llmfao-crowd") & (pl.col("raw_choice") == "left"))
     joined = left.join(keys, left_on=["pair_key", "pair_id"], right_on=["source_key", "pair_id"])
     assert joined.height == left.height
@@ -130,7 +121,7 @@ def test_preference_set_passes_gates_and_exports(sample_run: tuple[Home, dict]) 
         "alpha_at_least_min": True,
         "flagged_share_at_most_max": True,
     }
-    ps = table(home, "preference_set")
+    ps = read_table(home, "preference_set")
     assert ps.height > 100
     assert set(ps["split"].unique()) == {"train", "eval"}
     both = ps.group_by("prompt_id").agg(pl.col("split").n_unique().alias("n")).filter(pl.col("n") > 1)
@@ -148,7 +139,7 @@ def test_preference_set_passes_gates_and_exports(sample_run: tuple[Home, dict]) 
 
 def test_consensus_provenance_reaches_preference_rows(sample_run: tuple[Home, dict]) -> None:
     home, _ = sample_run
-    ps, labels = table(home, "preference_set"), table(home, "human_labels")
+    ps, labels = read_table(home, "preference_set"), read_table(home, "human_labels")
     exploded = ps.select("pair_id", "label_ids").explode("label_ids")
     matched = exploded.join(labels.select("label_id", "pair_id"), left_on="label_ids", right_on="label_id")
     assert matched.height == exploded.height
@@ -165,7 +156,7 @@ def test_planted_contamination_blocks_export(sample_home: Home, sources_copy: Pa
     import shutil
 
     shutil.rmtree(export)
-    leaked = table(sample_home, "preference_set").filter(pl.col("split") == "train")["prompt"][0]
+    leaked = read_table(sample_home, "preference_set").filter(pl.col("split") == "train")["prompt"][0]
     (sample_home.landing / "eval" / "truthfulqa-planted.csv").write_text(
         pl.DataFrame({"Question": [leaked], "Category": ["planted"]}).write_csv()
     )
@@ -184,16 +175,16 @@ def test_reingesting_the_same_file_adds_nothing(sample_home: Home) -> None:
     defs = build_definitions(sample_home)
     instance = dg.DagsterInstance.ephemeral()
     ingest_everything(defs, instance, sample_home)
-    before = table(sample_home, "human_labels").height
+    before = read_table(sample_home, "human_labels").height
     run_job(defs, instance, "labels_job", "2026-11-02")  # same batch again
-    assert table(sample_home, "human_labels").height == before
+    assert read_table(sample_home, "human_labels").height == before
     # the same bytes dropped into a later batch folder are skipped as a whole
     src = sample_home.landing / "human_labels" / "2026-11-02" / "llmfao-crowd.csv"
     later = sample_home.landing / "human_labels" / "2026-11-09"
     later.mkdir()
     (later / "llmfao-crowd-again.csv").write_bytes(src.read_bytes())
     result = run_job(defs, instance, "labels_job", "2026-11-09")
-    assert table(sample_home, "human_labels").height == before
+    assert read_table(sample_home, "human_labels").height == before
     meta = output_metadata(result, "human_labels")
     assert meta["skipped_duplicate_files"] == [
         {
@@ -205,6 +196,6 @@ def test_reingesting_the_same_file_adds_nothing(sample_home: Home) -> None:
     lines = src.read_text().splitlines()
     (later / "llmfao-crowd-edited.csv").write_text("\n".join([lines[0], lines[1], lines[2]]) + "\n")
     run_job(defs, instance, "labels_job", "2026-11-09")
-    assert table(sample_home, "human_labels").height == before
-    q = table(sample_home, "quarantine_human_labels").filter(pl.col("batch_date") == pl.date(2026, 11, 9))
+    assert read_table(sample_home, "human_labels").height == before
+    q = read_table(sample_home, "quarantine_human_labels").filter(pl.col("batch_date") == pl.date(2026, 11, 9))
     assert q.height == 2 and q["reason"].str.starts_with("duplicate label: already ingested at batch 2026-11-02").all()

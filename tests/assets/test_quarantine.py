@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import polars as pl
 import pytest
 
 from pipelines.definitions import build_definitions
 from prefgate.home import Home
-from tests.conftest import run_job
+from tests.conftest import read_table, run_job
 
 TOOL_SOURCE = """
   - name: tool
@@ -26,14 +25,6 @@ TOOL_SOURCE = """
 BATCH = "2026-11-20"
 
 
-def _table(home: Home, name: str) -> pl.DataFrame:
-    con = duckdb.connect(str(home.warehouse))
-    try:
-        return con.execute(f"SELECT * FROM prefgate.{name}").pl()
-    finally:
-        con.close()
-
-
 @pytest.fixture
 def ingested(sample_home: Home, sources_copy: Path) -> tuple[dg.Definitions, dg.DagsterInstance, Home]:
     sources_copy.write_text(sources_copy.read_text() + TOOL_SOURCE)
@@ -45,7 +36,7 @@ def ingested(sample_home: Home, sources_copy: Path) -> tuple[dg.Definitions, dg.
 
 def test_each_kind_of_bad_label_row_is_quarantined(ingested: tuple[dg.Definitions, dg.DagsterInstance, Home]) -> None:
     defs, instance, home = ingested
-    k1, k2 = _table(home, "pair_keys").filter(pl.col("source") == "llmfao")["source_key"].sort()[:2].to_list()
+    k1, k2 = read_table(home, "pair_keys").filter(pl.col("source") == "llmfao")["source_key"].sort()[:2].to_list()
     good = {"id": "l1", "pair": k1, "rater": "r1", "verdict": "A", "secs": 12}
     lines = [
         json.dumps(good),
@@ -63,8 +54,8 @@ def test_each_kind_of_bad_label_row_is_quarantined(ingested: tuple[dg.Definition
     (folder / "tool-export.jsonl").write_text("\n".join(lines) + "\n")
     result = run_job(defs, instance, "labels_job", BATCH)
 
-    labels = _table(home, "human_labels").filter(pl.col("batch_date") == pl.date(2026, 11, 20))
-    q = _table(home, "quarantine_human_labels").filter(pl.col("batch_date") == pl.date(2026, 11, 20))
+    labels = read_table(home, "human_labels").filter(pl.col("batch_date") == pl.date(2026, 11, 20))
+    q = read_table(home, "quarantine_human_labels").filter(pl.col("batch_date") == pl.date(2026, 11, 20))
     assert sorted(labels["rater_id"].to_list()) == ["tool:r1", "tool:r3"]
     assert labels.filter(pl.col("rater_id") == "tool:r3")["seconds"].to_list() == [4.5]
     got = {(r["line"], r["field"]) for r in q.iter_rows(named=True)}
@@ -98,7 +89,7 @@ def test_each_kind_of_bad_label_row_is_quarantined(ingested: tuple[dg.Definition
     # the union table downstream carries them too (only one small batch: the empty preference set fails its
     # not_empty gate, which is right and does not stop the quarantine table)
     run_job(defs, instance, "refresh_job", ok=False)
-    union = _table(home, "quarantine").filter(pl.col("source") == "tool")
+    union = read_table(home, "quarantine").filter(pl.col("source") == "tool")
     assert union.height == 7 and set(union["table"]) == {"human_labels"}
 
 

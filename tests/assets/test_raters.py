@@ -5,24 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import polars as pl
 import pytest
 import yaml
 
 from pipelines.definitions import build_definitions
 from prefgate.home import PROJECT_ROOT, Home
-from tests.conftest import run_job
+from tests.conftest import read_table, run_job
 
 BATCHES = ("2026-11-02", "2026-11-03", "2026-11-04")
-
-
-def _table(home: Home, name: str) -> pl.DataFrame:
-    con = duckdb.connect(str(home.warehouse))
-    try:
-        return con.execute(f"SELECT * FROM prefgate.{name}").pl()
-    finally:
-        con.close()
 
 
 def _policy(tmp_path: Path, **changes: dict[str, object]) -> str:
@@ -45,8 +36,8 @@ def _run_all(home: Home, policy_path: str | None = None, ok: bool | None = True)
 
 def test_excluded_raters_leave_consensus_and_are_recorded(sample_home: Home) -> None:
     _run_all(sample_home)
-    quality, consensus = _table(sample_home, "rater_quality"), _table(sample_home, "human_consensus")
-    labels, prefs = _table(sample_home, "human_labels"), _table(sample_home, "preference_set")
+    quality, consensus = read_table(sample_home, "rater_quality"), read_table(sample_home, "human_consensus")
+    labels, prefs = read_table(sample_home, "human_labels"), read_table(sample_home, "preference_set")
     excluded = set(quality.filter(pl.col("spammer") | pl.col("biased"))["rater_id"])
     assert excluded, "the sample's LLMFAO crowd has low-agreement workers the audit should flag"
     their_labels = set(labels.filter(pl.col("rater_id").is_in(list(excluded)))["label_id"])
@@ -83,7 +74,7 @@ def test_failing_rater_gate_stops_consensus_and_training_data(
 
 def test_majority_policy_switches_the_method(sample_home: Home, tmp_path: Path) -> None:
     _run_all(sample_home, _policy(tmp_path, consensus={"method": "majority", "min_confidence": 0.0}))
-    consensus = _table(sample_home, "human_consensus")
+    consensus = read_table(sample_home, "human_consensus")
     assert (consensus["method"] == "majority").all()
     counted = consensus.filter(pl.col("n_labels") > 0)
     assert (counted["confidence"] == counted["agreement"]).all()
