@@ -6,7 +6,7 @@ import polars as pl
 from assets._meta import markdown_table
 from pipelines.resources import PrefgateResource
 from prefgate import schemas
-from prefgate.governance import govern_consensus
+from prefgate.governance import excluded_raters, govern_consensus
 
 GROUP = "audit"
 QUARANTINE_TABLES = ("raw_prompts", "response_pairs", "eval_prompts", "human_labels", "judge_labels")
@@ -60,9 +60,8 @@ def human_consensus(
 ) -> dg.Output[pl.DataFrame]:
     """Verdict per pair (majority or Dawid-Skene, by policy) without the labels of excluded raters."""
     policy = prefgate.policy()
-    exclude = list(policy.raters.exclude_flags)
-    excluded = rater_quality.filter(pl.any_horizontal(*exclude)) if exclude else rater_quality.clear()
-    df = govern_consensus(human_labels, excluded.select("rater_id"), policy)
+    excluded = excluded_raters(rater_quality, policy)
+    df = govern_consensus(human_labels, excluded, policy)
     df = schemas.validate(schemas.HumanConsensus, df)
     verdicts = dict(df.group_by("verdict").len().sort("verdict").iter_rows())
     return dg.Output(

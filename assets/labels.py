@@ -98,7 +98,7 @@ def _judge_live(
     from prefgate.judges.cache import JudgmentCache
     from prefgate.judges.constitution import load_constitution
     from prefgate.judges.labels import live_rows
-    from prefgate.judges.registry import load_registry
+    from prefgate.judges.registry import batch_sample, load_registry
     from prefgate.judges.runner import judge_pairs, judgments_frame
 
     registry = load_registry(config.judges_file)
@@ -109,17 +109,12 @@ def _judge_live(
     policy = prefgate.policy().judges
     done_elsewhere = set() if existing is None else set(existing["label_id"].to_list())
     frames, ids = [], {}
-    with JudgmentCache(prefgate.paths.root / "judge_cache.sqlite") as cache:
+    with JudgmentCache(prefgate.paths.judge_cache) as cache:
         for name in names:
             spec = registry.specs[name]
             todo = pairs.sort("pair_id")
-            if spec.limit_per_batch:  # a CPU sample: the shortest pairs, so a local LM judges them in seconds
-                size = (
-                    pl.col("prompt").str.len_chars()
-                    + pl.col("response_a").str.len_chars()
-                    + pl.col("response_b").str.len_chars()
-                )
-                todo = todo.sort(size, "pair_id").head(spec.limit_per_batch)
+            if spec.limit_per_batch:  # a CPU sample of the batch (see batch_sample)
+                todo = batch_sample(todo, spec.limit_per_batch)
             judge = registry.build(
                 name,
                 constitution,

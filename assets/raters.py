@@ -10,6 +10,7 @@ from pipelines.resources import PrefgateResource
 from prefgate import plots
 from prefgate.agreement import AgreementReport
 from prefgate.governance import GATING_FLAGS, audit_raters
+from prefgate.rater_quality import FLAGS
 
 GROUP = "audit"
 
@@ -56,9 +57,7 @@ def rater_audit(context: dg.AssetExecutionContext, prefgate: PrefgateResource, h
     policy = prefgate.policy()
     audit = audit_raters(human_labels, policy)
     q, rep = audit.quality, audit.agreement
-    flag_counts = {
-        f: int(q[f].sum()) for f in ("spammer", "biased", "too_fast", "drifting", "straightlining", "tie_outlier")
-    }
+    flag_counts = {f: int(q[f].sum()) for f in FLAGS}
     worst = (
         q.filter(pl.col("assessed"))
         .sort("agreement", nulls_last=True)

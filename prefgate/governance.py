@@ -76,16 +76,20 @@ def audit_raters(labels: pl.DataFrame, policy: Policy, gold: pl.DataFrame | None
     cfg = policy.agreement
     items = _items(labels)
     report = agreement_report(items, n_boot=cfg.bootstrap_samples, seed=cfg.seed, item_col="item")
-    exclude = list(policy.raters.exclude_flags)
-    excluded = quality.filter(pl.any_horizontal(*exclude)) if exclude else quality.clear()
-    excluded = excluded.select(
-        "rater_id",
-        pl.concat_list([pl.when(pl.col(f)).then(pl.lit(f)) for f in exclude] if exclude else [pl.lit(None)])
-        .list.drop_nulls()
-        .alias("reasons"),
-    )
+    excluded = excluded_raters(quality, policy)
     return RaterAudit(
         quality, drift, report, _alpha_by_source(items, min(cfg.bootstrap_samples, 200), cfg.seed), excluded
+    )
+
+
+def excluded_raters(quality: pl.DataFrame, policy: Policy) -> pl.DataFrame:
+    """Raters whose labels stay out of consensus: ``rater_id`` and ``reasons`` (the policy's flags they carry)."""
+    exclude = list(policy.raters.exclude_flags)
+    if not exclude:
+        return pl.DataFrame(schema={"rater_id": pl.String, "reasons": pl.List(pl.String)})
+    return quality.filter(pl.any_horizontal(*exclude)).select(
+        "rater_id",
+        pl.concat_list([pl.when(pl.col(f)).then(pl.lit(f)) for f in exclude]).list.drop_nulls().alias("reasons"),
     )
 
 

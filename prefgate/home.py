@@ -1,7 +1,7 @@
 """Where prefgate keeps its state: one project-local directory, overridable by ``PREFGATE_HOME``.
 
 Layout: ``warehouse.duckdb`` (tables), ``dagster/`` (DAGSTER_HOME: run history, schedules, sensors),
-``landing/`` (files waiting to be ingested), ``exports/`` (gated outputs).
+``landing/`` (files waiting to be ingested), ``exports/`` (gated outputs), ``judge_cache.sqlite``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ class Home:
     @property
     def landing(self) -> Path:
         return self.root / "landing"
+
+    @property
+    def judge_cache(self) -> Path:
+        """Durable cache of judgments, one row per (judge, pair, order), shared by the asset and the command."""
+        return self.root / "judge_cache.sqlite"
 
     @property
     def exports(self) -> Path:

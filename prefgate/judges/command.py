@@ -7,8 +7,9 @@
   the pairs humans labelled in that batch (``prefgate.human_labels``). The warehouse is opened read-only and
   closed before any judging starts (a writer holding the file is waited for, up to ``LOCK_WAIT_S``).
 * How many: ``--limit N`` judges the first N pairs (by ``pair_id``) with every judge. Without it, ``--batch``
-  applies each judge's ``limit_per_batch`` from ``config/judges.yaml`` -- the same pairs the ``judge_labels``
-  asset judges for that batch, so the two share cache keys -- and without ``--batch`` every pair is judged.
+  applies each judge's ``limit_per_batch`` from ``config/judges.yaml`` through ``registry.batch_sample`` (the
+  batch's shortest pairs) -- the same pairs the ``judge_labels`` asset judges for that batch, so the two share
+  cache keys -- and without ``--batch`` every pair is judged.
 * Judges: names from ``config/judges.yaml`` (default: its ``default`` list); ``--base-url`` replaces the
   ``base_url`` of every selected ``openai``-backend judge. Settings come from the policy's ``judges`` section
   (``--policy``, else ``$PREFGATE_POLICY``, else ``config/policy.yaml``): PII policy, attempts (HTTP retries and
@@ -46,7 +47,7 @@ from prefgate.judges.base import ORDERS, Judge, Judgment, PairView
 from prefgate.judges.cache import CacheKey, JudgmentCache
 
 SCHEMA = "prefgate"
-CACHE_FILE = "judge_cache.sqlite"
+CACHE_FILE = "judge_cache.sqlite"  # file name of Home.judge_cache (shown in --help)
 LOCK_WAIT_S = 30.0
 PAIR_COLUMNS = ("pair_id", "prompt", "response_a", "response_b", "category")
 
@@ -228,7 +229,7 @@ def run_judges(args: argparse.Namespace, home: Home) -> tuple[list[JudgeRun], Pa
     """Select, build and run the judges; the runs, the cache path and the human consensus (a/b verdicts)."""
     from prefgate.judges.constitution import ConstitutionError, load_constitution
     from prefgate.judges.http import JudgeConfigError
-    from prefgate.judges.registry import JudgeRegistryError, load_registry
+    from prefgate.judges.registry import JudgeRegistryError, batch_sample, load_registry
     from prefgate.judges.runner import judge_pairs
     from prefgate.policy import PolicyError, load_policy
 
@@ -249,13 +250,16 @@ def run_judges(args: argparse.Namespace, home: Home) -> tuple[list[JudgeRun], Pa
             registry.specs[name] = registry.specs[name].model_copy(update={"base_url": args.base_url})
 
     inputs = read_inputs(home.warehouse, args.batch)
-    cache_path = args.cache if args.cache is not None else home.root / CACHE_FILE
+    cache_path = args.cache if args.cache is not None else home.judge_cache
     plan: list[tuple[str, pl.DataFrame]] = []
     for name in names:
-        limit = args.limit
-        if limit is None and args.batch is not None and registry.specs[name].limit_per_batch:
-            limit = registry.specs[name].limit_per_batch
-        plan.append((name, inputs.pairs if limit is None else inputs.pairs.head(limit)))
+        per_batch = registry.specs[name].limit_per_batch
+        if args.limit is not None:
+            plan.append((name, inputs.pairs.head(args.limit)))
+        elif args.batch is not None and per_batch:
+            plan.append((name, batch_sample(inputs.pairs, per_batch)))
+        else:
+            plan.append((name, inputs.pairs))
 
     judges: list[CountingJudge] = []
     for name in names:  # every judge is built (a missing API key found) before any of them runs

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import polars as pl
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -69,6 +70,19 @@ class Registry:
         if name not in self._built:
             self._built[name] = _build(self.specs[name], constitution, concurrency, timeout_s, max_attempts)
         return self._built[name]
+
+
+def batch_sample(pairs: pl.DataFrame, limit: int) -> pl.DataFrame:
+    """The ``limit_per_batch`` sample of a batch's pairs: the shortest (prompt + both responses), ties by pair_id.
+
+    A CPU-only language model takes seconds per view, so the main job samples it; short pairs keep that in
+    seconds (a biased sample, reported as such). One function, so the asset and ``prefgate judge --batch`` pick
+    the same pairs and share cache keys.
+    """
+    size = (
+        pl.col("prompt").str.len_chars() + pl.col("response_a").str.len_chars() + pl.col("response_b").str.len_chars()
+    )
+    return pairs.sort(size, "pair_id").head(limit)
 
 
 def load_registry(path: str | Path | None = None) -> Registry:
