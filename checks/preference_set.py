@@ -78,11 +78,11 @@ CHECKS = [preference_set_schema, chosen_differs_from_rejected, no_duplicate_pair
     asset=ASSET,
     blocking=True,
     additional_deps=["human_consensus"],
-    description="Every training row rests on at least the policy's minimum number of human labels.",
+    description="Every human-origin row rests on at least the policy's minimum number of human labels.",
 )
 def rows_have_min_labels(preference_set: pl.DataFrame, prefgate: PrefgateResource) -> dg.AssetCheckResult:
     need = prefgate.policy().consensus.min_labels
-    short = preference_set.filter(pl.col("n_labels") < need)
+    short = preference_set.filter((pl.col("label_origin") == "human") & (pl.col("n_labels") < need))
     return dg.AssetCheckResult(
         passed=short.height == 0,
         metadata={

@@ -1,7 +1,8 @@
-"""Assemble the preference set from pairs and consensus under the governance policy.
+"""Assemble the preference set from pairs, human consensus and calibrated judge verdicts under the policy.
 
-The merge rule here is the foundation's: a pair enters when its human consensus is a strict a/b verdict with
-enough labels and agreement. Splits are by prompt, so no prompt is in both train and eval.
+Human rows: a pair enters when its human consensus is a strict a/b verdict with enough labels, agreement and
+posterior. Judge rows: see :mod:`prefgate.merge`. Splits are by prompt group (a prompt and its near-duplicates),
+so no prompt -- nor a near-copy of it -- is in both train and eval.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from prefgate.ids import content_hash
+from prefgate.merge import example_ids, judge_rows
 from prefgate.policy import Policy
 
 PREFERENCE_COLUMNS = [
@@ -23,6 +25,7 @@ PREFERENCE_COLUMNS = [
     "category",
     "language",
     "pair_source",
+    "label_origin",
     "label_source",
     "n_labels",
     "agreement",
@@ -32,6 +35,9 @@ PREFERENCE_COLUMNS = [
     "label_ids",
     "rater_ids",
     "excluded_rater_ids",
+    "judge_ids",
+    "judge_label_ids",
+    "constitution_hashes",
     "policy_hash",
 ]
 
@@ -42,8 +48,20 @@ def split_of(prompt_ids: pl.Series, eval_fraction: float, salt: str) -> pl.Serie
     return pl.Series("split", ["eval" if b < eval_fraction else "train" for b in buckets], dtype=pl.String)
 
 
-def assemble_preference_set(pairs: pl.DataFrame, consensus: pl.DataFrame, policy: Policy) -> pl.DataFrame:
+def assemble_preference_set(
+    pairs: pl.DataFrame,
+    consensus: pl.DataFrame,
+    policy: Policy,
+    *,
+    judge_verdicts: pl.DataFrame | None = None,
+    judge_gates: pl.DataFrame | None = None,
+    prompt_groups: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """TRL's ``prompt``/``chosen``/``rejected`` plus provenance, for pairs whose consensus passes the policy.
+
+    With ``judge_verdicts`` (:func:`prefgate.merge.pair_verdicts` plus ``calibrated``) and ``judge_gates``
+    (judge x slice ``passed``), pairs without a confident human verdict may enter on a judge's label
+    (:mod:`prefgate.merge`). ``prompt_groups`` (prompt_id, group_id) sends near-duplicate prompts to one split.
 
     A pair enters when its verdict is a strict a/b with at least ``min_labels`` labels (after excluded raters),
     at least ``min_agreement`` of them behind the verdict, and a verdict posterior of at least
@@ -67,28 +85,45 @@ def assemble_preference_set(pairs: pl.DataFrame, consensus: pl.DataFrame, policy
         eligible = eligible.filter(pl.col("sources").list.eval(pl.element().is_in(allowed)).list.all())
     joined = eligible.join(pairs, on="pair_id", how="inner")
     a_wins = pl.col("verdict") == "a"
+    empty = pl.lit([], dtype=pl.List(pl.String))
     out = joined.with_columns(
         pl.when(a_wins).then(pl.col("response_a")).otherwise(pl.col("response_b")).alias("chosen"),
         pl.when(a_wins).then(pl.col("response_b")).otherwise(pl.col("response_a")).alias("rejected"),
         pl.col("verdict").alias("chosen_side"),
         pl.col("source").alias("pair_source"),
+        pl.lit("human").alias("label_origin"),
         pl.col("sources").list.join(",").alias("label_source"),
         pl.col("confidence").alias("weight"),
         pl.col("method").alias("consensus_method"),
-        pl.lit(policy.policy_hash).alias("policy_hash"),
+        empty.alias("judge_ids"),
+        empty.alias("judge_label_ids"),
+        empty.alias("constitution_hashes"),
     )
-    out = out.with_columns(
-        pl.Series(
-            "example_id",
-            [
-                content_hash("example", p, s)
-                for p, s in zip(out["pair_id"].to_list(), out["chosen_side"].to_list(), strict=True)
-            ],
-            dtype=pl.String,
-        ),
-        split_of(out["prompt_id"], policy.split.eval_fraction, policy.split.salt),
-    )
-    return out.select(PREFERENCE_COLUMNS).sort("example_id")
+    parts = [out.select([c for c in PREFERENCE_COLUMNS if c not in ("example_id", "split", "policy_hash")])]
+    if judge_verdicts is not None and judge_gates is not None and policy.merge.use_judge_labels:
+        jr = judge_rows(
+            pairs,
+            consensus,
+            judge_verdicts,
+            judge_gates,
+            slices=policy.merge.slices,
+            min_calibrated=policy.merge.min_calibrated_confidence,
+            judge_weight=policy.merge.judge_weight,
+            human_pair_ids=out["pair_id"],
+            allowed_judges=policy.merge.judges,
+        )
+        parts.append(jr.select(parts[0].columns))
+    merged = pl.concat(parts, how="vertical_relaxed").with_columns(pl.lit(policy.policy_hash).alias("policy_hash"))
+    group = merged["prompt_id"]
+    if prompt_groups is not None and prompt_groups.height:
+        group = (
+            merged.select("prompt_id")
+            .join(prompt_groups.select("prompt_id", "group_id"), on="prompt_id", how="left")
+            .select(pl.coalesce("group_id", "prompt_id"))
+            .to_series()
+        )
+    merged = merged.with_columns(example_ids(merged), split_of(group, policy.split.eval_fraction, policy.split.salt))
+    return merged.select(PREFERENCE_COLUMNS).sort("example_id")
 
 
 def contaminated(preference_set: pl.DataFrame, eval_prompts: pl.DataFrame) -> pl.DataFrame:

@@ -111,6 +111,27 @@ class JudgePolicy(_Strict):
         return self.max_attempts - 1
 
 
+class MergePolicy(_Strict):
+    """How calibrated judge labels may join the human consensus in the preference set (prefgate.merge)."""
+
+    use_judge_labels: bool = Field(
+        True, description="Let judge verdicts fill pairs without a confident human verdict, in passing slices."
+    )
+    min_calibrated_confidence: float = Field(
+        0.75, ge=0.0, le=1.0, description="Smallest calibrated P(humans agree) for a judge verdict to enter."
+    )
+    judge_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="A judge row's weight is its calibrated probability times this."
+    )
+    judges: list[str] = Field(
+        default_factory=list, description="Judge ids (or id prefixes, or 'ensemble') allowed to label; empty: all."
+    )
+    slices: list[str] = Field(
+        default_factory=lambda: ["category", "language", "source", "safety"],
+        description="Pair attributes a judge is calibrated and gated on; it must pass on every slice of a pair.",
+    )
+
+
 class Policy(_Strict):
     """The whole governance policy."""
 
@@ -121,6 +142,7 @@ class Policy(_Strict):
     raters: RaterPolicy = RaterPolicy()
     agreement: AgreementPolicy = AgreementPolicy()
     judges: JudgePolicy = JudgePolicy()
+    merge: MergePolicy = MergePolicy()
     gold_pairs: list[GoldPair] = Field(default_factory=list)
     quotas: dict[str, int] = Field(
         default_factory=dict, description="Maximum preference rows per category (later issues balance to these)."

@@ -193,8 +193,9 @@ class PreferenceSet(_Base):
     category: Series[str] = pa.Field(nullable=True)
     language: Series[str] = pa.Field(nullable=True)
     pair_source: Series[str]
+    label_origin: Series[str] = pa.Field(isin=["human", "judge"])
     label_source: Series[str]
-    n_labels: Series[pl.Int64] = pa.Field(ge=1)
+    n_labels: Series[pl.Int64] = pa.Field(ge=0, description="Human labels behind the row (0 on judge rows).")
     agreement: Series[pl.Float64] = pa.Field(ge=0, le=1)
     confidence: Series[pl.Float64] = pa.Field(ge=0, le=1)
     weight: Series[pl.Float64] = pa.Field(ge=0, le=1)
@@ -202,7 +203,20 @@ class PreferenceSet(_Base):
     label_ids: Series[pl.List(pl.String)]
     rater_ids: Series[pl.List(pl.String)]
     excluded_rater_ids: Series[pl.List(pl.String)]
+    judge_ids: Series[pl.List(pl.String)]
+    judge_label_ids: Series[pl.List(pl.String)]
+    constitution_hashes: Series[pl.List(pl.String)]
     policy_hash: Series[str]
+
+    @pa.dataframe_check
+    def provenance_by_origin(cls, data: PolarsData) -> pl.LazyFrame:  # noqa: N805
+        """Human rows rest on human labels; judge rows name the judge and its labels."""
+        human = pl.col("label_origin") == "human"
+        return data.lazyframe.select(
+            pl.when(human)
+            .then((pl.col("n_labels") >= 1) & (pl.col("label_ids").list.len() >= 1))
+            .otherwise((pl.col("judge_ids").list.len() >= 1) & (pl.col("judge_label_ids").list.len() >= 1))
+        )
 
     @pa.dataframe_check
     def chosen_differs(cls, data: PolarsData) -> pl.LazyFrame:  # noqa: N805
