@@ -46,8 +46,26 @@ def _raw(record: Record) -> str:
     return json.dumps(record, ensure_ascii=False, default=str)
 
 
+def _select(items: list[Any], step: str) -> Any:
+    """A ``key=value`` step on a list: the first object whose ``key`` reads as ``value`` (``_MISSING`` if none)."""
+    key, _, want = step.partition("=")
+    for item in items:
+        if isinstance(item, dict) and key in item:
+            try:
+                if _scalar_text(item[key]) == want:
+                    return item
+            except ValueError:
+                continue
+    return _MISSING
+
+
 def resolve_path(record: Any, path: str) -> Any:
-    """Follow a dotted path (``a.0.content``) through dicts and lists; ``_MISSING`` if any step is absent."""
+    """Follow a dotted path (``a.0.content``) through dicts and lists; ``_MISSING`` if any step is absent.
+
+    On a list, a step is an index (``0``, ``-1``) or a selector ``key=value`` that picks the first object whose
+    ``key`` equals ``value`` (``result.from_name=choice.value``): labelling tools emit one result object per
+    control, in no fixed order.
+    """
     if isinstance(record, dict) and path in record:
         return record[path]
     node = record
@@ -56,6 +74,10 @@ def resolve_path(record: Any, path: str) -> Any:
             node = node[step]
         elif isinstance(node, list) and step.lstrip("-").isdigit() and -len(node) <= int(step) < len(node):
             node = node[int(step)]
+        elif isinstance(node, list) and "=" in step:
+            node = _select(node, step)
+            if node is _MISSING:
+                return _MISSING
         else:
             return _MISSING
     return node

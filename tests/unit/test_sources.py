@@ -22,7 +22,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_shipped_sources_load() -> None:
     specs = load_sources(CONFIG)
     kinds = Counter(s.kind for s in specs)
-    assert kinds == {"prompts": 2, "pairs": 4, "human_labels": 3, "judge_labels": 5, "eval_prompts": 4}
+    assert kinds == {"prompts": 2, "pairs": 5, "human_labels": 4, "judge_labels": 5, "eval_prompts": 4}
     by = {(s.kind, s.name): s for s in specs}
     assert by[("pairs", "pandalm")].columns["prompt"] == Concat(concat=["instruction", "input"], sep="\n\n")
     assert by[("pairs", "mtbench")].columns["source_key"] == ["question_id", "model_a", "model_b"]
