@@ -14,6 +14,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from prefgate.quotas import QuotaPolicy
+from prefgate.routing import RoutingPolicy
+
 
 class PolicyError(ValueError):
     """The policy file is missing, unreadable or invalid; the message names the file and the key."""
@@ -132,6 +135,33 @@ class MergePolicy(_Strict):
     )
 
 
+class CurationPolicy(_Strict):
+    """Prompt-level curation before the merge: duplicates, decontamination, degenerate pairs, language."""
+
+    near_duplicate_threshold: float = Field(
+        0.8, gt=0.0, le=1.0, description="MinHash Jaccard at which two prompts are near-duplicates (one group)."
+    )
+    embedding_duplicate_threshold: float = Field(
+        0.95, gt=0.0, le=1.0, description="MiniLM cosine at which two prompts are near-duplicates (paraphrases)."
+    )
+    use_embeddings: bool = Field(
+        True, description="Also compare prompts by all-MiniLM-L6-v2 embeddings (offline model, cached by text)."
+    )
+    contamination_ngram: int = Field(8, ge=3, le=50, description="Word n-gram length of the overlap check.")
+    contamination_jaccard: float = Field(
+        0.8, gt=0.0, le=1.0, description="MinHash Jaccard with an eval prompt that counts as contamination."
+    )
+    contamination_cosine: float = Field(
+        0.92, gt=0.0, le=1.0, description="Embedding cosine with an eval prompt that counts as contamination."
+    )
+    drop_contaminated: bool = Field(
+        True,
+        description="Drop rows whose prompt matches an eval prompt (recorded in curation_dropped); the "
+        "no_eval_contamination gate still blocks any match that reaches the set.",
+    )
+    drop_degenerate: bool = Field(True, description="Drop pairs whose two responses are (nearly) the same.")
+
+
 class Policy(_Strict):
     """The whole governance policy."""
 
@@ -143,9 +173,12 @@ class Policy(_Strict):
     agreement: AgreementPolicy = AgreementPolicy()
     judges: JudgePolicy = JudgePolicy()
     merge: MergePolicy = MergePolicy()
+    curation: CurationPolicy = CurationPolicy()
+    routing: RoutingPolicy = RoutingPolicy()
     gold_pairs: list[GoldPair] = Field(default_factory=list)
-    quotas: dict[str, int] = Field(
-        default_factory=dict, description="Maximum preference rows per category (later issues balance to these)."
+    quotas: QuotaPolicy = Field(
+        default_factory=QuotaPolicy,
+        description="Rows per language/category cell: maxima enforced by balanced sampling, minima gated.",
     )
     sources_allowed_in_training: list[str] = Field(
         default_factory=list, description="Label sources whose consensus may train; empty means all."

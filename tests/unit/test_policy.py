@@ -27,7 +27,7 @@ def test_shipped_policy_loads() -> None:
     assert (p.agreement.min_alpha, p.agreement.max_flagged_share) == (0.3, 0.2)
     assert (p.split.eval_fraction, p.split.salt) == (0.1, "prefgate-split-v1")
     assert p.ingest.max_quarantine_share == 0.2
-    assert (p.gold_pairs, p.quotas, p.sources_allowed_in_training) == ([], {}, [])
+    assert (p.gold_pairs, p.quotas.max_per_cell, p.sources_allowed_in_training) == ([], {}, [])
     assert re.fullmatch(r"[0-9a-f]{16}", p.policy_hash)
 
 
@@ -39,7 +39,7 @@ def test_hash_ignores_key_order_and_comments(tmp_path: Path) -> None:
 version: "v1"
 consensus: {min_labels: 3, min_agreement: 0.7}
 split: {eval_fraction: 0.2, salt: s}
-quotas: {coding: 10, writing: 5}
+quotas: {max_per_cell: {"*/coding": 10, "*/writing": 5}}
 """,
     )
     b = write(
@@ -48,8 +48,9 @@ quotas: {coding: 10, writing: 5}
         """
 # same content, different layout
 quotas:
-  writing: 5   # comment
-  coding: 10
+  max_per_cell:
+    "*/writing": 5   # comment
+    "*/coding": 10
 split:
   salt: s
   eval_fraction: 0.2
