@@ -7,6 +7,7 @@ from assets._meta import markdown_table
 from pipelines.resources import PrefgateResource
 from prefgate import schemas
 from prefgate.governance import excluded_raters, govern_consensus
+from prefgate.lineage.retraction import apply_retractions, load_retractions
 
 GROUP = "audit"
 QUARANTINE_TABLES = ("raw_prompts", "response_pairs", "eval_prompts", "human_labels", "judge_labels")
@@ -60,8 +61,10 @@ def human_consensus(
 ) -> dg.Output[pl.DataFrame]:
     """Verdict per pair (majority or Dawid-Skene, by policy) without the labels of excluded raters."""
     policy = prefgate.policy()
+    retractions = load_retractions(prefgate.paths, policy.retractions)
+    kept, _, retracted = apply_retractions(human_labels, pl.DataFrame(schema={"judge_id": pl.String}), retractions)
     excluded = excluded_raters(rater_quality, policy)
-    df = govern_consensus(human_labels, excluded, policy)
+    df = govern_consensus(kept, excluded, policy)
     df = schemas.validate(schemas.HumanConsensus, df)
     verdicts = dict(df.group_by("verdict").len().sort("verdict").iter_rows())
     return dg.Output(
@@ -71,6 +74,8 @@ def human_consensus(
             "method": policy.consensus.method,
             "labels": human_labels.height,
             "excluded_raters": excluded.height,
+            "retracted_raters": markdown_table(retracted.filter(pl.col("kind") == "rater")),
+            "retracted_labels": int(retracted["labels_removed"].sum()),
             "excluded_labels": int(df["excluded_label_ids"].list.len().sum()),
             "verdicts": dg.MetadataValue.json(verdicts),
             "mean_agreement": float(df["agreement"].mean() or 0.0),

@@ -6,6 +6,7 @@
     prefgate tables          row counts of every warehouse table
     prefgate bench           the rater-governance benchmark table (see benchmarks/README.md)
     prefgate judge           run AI judges over the warehouse's pairs, both orders, cached (prefgate.judges.command)
+    prefgate lineage         audit versions, models, raters, judges, examples; diff; retract (prefgate.lineage.command)
 
 The main job goes through the same landing folder and the same Dagster jobs a user's files take, recorded in
 the project's Dagster instance, so its runs show up in ``dagster dev`` afterwards.
@@ -142,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     from prefgate.judges import command as judge_command
 
     judge_command.add_arguments(sub.add_parser("judge", help="run judges over response_pairs (both orders, cached)"))
+    from prefgate.lineage import command as lineage_command
+
+    lineage_command.add_arguments(
+        sub.add_parser("lineage", help="row-level lineage: versions, models, raters, judges, examples, diff, retract")
+    )
     args = parser.parse_args(argv)
     if args.command == "bench":
         return bench.run_from_args(args)
@@ -163,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_main(home, sample=not args.no_sample)
     if args.command == "judge":
         return judge_command.main(args, home)
+    if args.command == "lineage":
+        return lineage_command.main(args, home)
     print_tables(home)
     return 0
 

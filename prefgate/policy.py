@@ -14,6 +14,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from prefgate.gates import GatesPolicy
+from prefgate.lineage.retraction import RetractionPolicy
 from prefgate.quotas import QuotaPolicy
 from prefgate.routing import RoutingPolicy
 
@@ -175,6 +177,11 @@ class Policy(_Strict):
     merge: MergePolicy = MergePolicy()
     curation: CurationPolicy = CurationPolicy()
     routing: RoutingPolicy = RoutingPolicy()
+    gates: GatesPolicy = GatesPolicy()
+    retractions: RetractionPolicy = Field(
+        default_factory=RetractionPolicy,
+        description="Raters and judge versions whose labels no longer count (merged with <home>/retractions.yaml).",
+    )
     gold_pairs: list[GoldPair] = Field(default_factory=list)
     quotas: QuotaPolicy = Field(
         default_factory=QuotaPolicy,

@@ -1,0 +1,185 @@
+"""Judge calibration: every judge (and the ensemble) against human consensus, per slice, every run.
+
+One pass yields ``judge_calibration`` (judge x slice agreement, kappa, biases, ECE/Brier, and the gate verdict per
+slice) and ``judge_verdicts`` (one verdict per judge and pair, with its calibrated P(humans agree)), which the
+merge and the review queue read.
+"""
+
+import base64
+import json
+
+import dagster as dg
+import polars as pl
+
+from assets._meta import markdown_table
+from pipelines.resources import PrefgateResource
+from prefgate.calibration import (
+    ENSEMBLE_ID,
+    build_overlap,
+    calibration_table,
+    ensemble_rows,
+    fit_calibration,
+    reliability_bins,
+    reliability_plot,
+)
+from prefgate.gates import judge_slice_gates
+from prefgate.lineage.retraction import apply_retractions, load_retractions
+from prefgate.merge import pair_verdicts
+from prefgate.slices import pair_slices
+
+GROUP = "audit"
+
+
+def _image(png: bytes, title: str) -> dg.MetadataValue:
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def _ensemble_verdicts(verdicts: pl.DataFrame) -> pl.DataFrame:
+    """The ensemble's verdict per pair: mean probability where judges gave one, else the plurality of verdicts."""
+    strict = verdicts.filter(pl.col("choice").is_in(["a", "b", "tie"]))
+    per_pair = strict.group_by("pair_id").agg(
+        pl.col("probability_a").mean().alias("probability_a"),
+        (pl.col("choice") == "a").sum().alias("_a"),
+        (pl.col("choice") == "b").sum().alias("_b"),
+        (pl.col("choice") == "tie").sum().alias("_t"),
+        pl.col("judge_label_ids").flatten().sort().alias("judge_label_ids"),
+        pl.col("constitution_hashes").flatten().unique().sort().alias("constitution_hashes"),
+        pl.len().alias("n_judge_labels"),
+        pl.col("position_consistent").all().alias("position_consistent"),
+    )
+    by_prob = (
+        pl.when(pl.col("probability_a") > 0.5)
+        .then(pl.lit("a"))
+        .when(pl.col("probability_a") < 0.5)
+        .then(pl.lit("b"))
+        .otherwise(pl.lit("tie"))
+    )
+    by_votes = (
+        pl.when((pl.col("_a") > pl.col("_b")) & (pl.col("_a") > pl.col("_t")))
+        .then(pl.lit("a"))
+        .when((pl.col("_b") > pl.col("_a")) & (pl.col("_b") > pl.col("_t")))
+        .then(pl.lit("b"))
+        .otherwise(pl.lit("tie"))
+    )
+    return per_pair.with_columns(
+        pl.lit(ENSEMBLE_ID).alias("judge_id"),
+        pl.when(pl.col("probability_a").is_not_null()).then(by_prob).otherwise(by_votes).alias("choice"),
+    ).drop("_a", "_b", "_t")
+
+
+@dg.multi_asset(
+    outs={
+        "judge_calibration": dg.AssetOut(
+            group_name=GROUP,
+            description="Per judge (and the ensemble) x slice: agreement with human consensus with and without "
+            "ties, Cohen's kappa, intervals, position consistency and bias, length and self-preference bias, "
+            "ECE/Brier, and whether the slice passes the judge gate (with the reasons in words).",
+        ),
+        "judge_verdicts": dg.AssetOut(
+            group_name=GROUP,
+            description="One verdict per (pair, judge) incl. the ensemble, with its calibrated P(humans agree).",
+        ),
+    },
+    pool="duckdb",
+)
+def judge_calibration(
+    context: dg.AssetExecutionContext,
+    prefgate: PrefgateResource,
+    judge_labels: pl.DataFrame,
+    human_consensus: pl.DataFrame,
+    response_pairs: pl.DataFrame,
+):  # type: ignore[no-untyped-def]
+    """Measure every judge on every slice against the humans, fit its calibration map, gate each slice."""
+    policy = prefgate.policy()
+    slices = list(policy.merge.slices)
+    retractions = load_retractions(prefgate.paths, policy.retractions)
+    _, judge_kept, retracted = apply_retractions(
+        pl.DataFrame(schema={"rater_id": pl.String}), judge_labels, retractions
+    )
+    pairs = pair_slices(response_pairs)
+    overlap = build_overlap(judge_kept, human_consensus, pairs, slices)
+    overlap = pl.concat([overlap, ensemble_rows(overlap)], how="diagonal_relaxed")
+    table = calibration_table(overlap, slices)
+    gated = judge_slice_gates(table, policy.gates)
+    cmap = fit_calibration(overlap, method="isotonic", folds=5, seed=0)
+    maps_path = prefgate.paths.root / "calibration" / "maps.json"
+    maps_path.parent.mkdir(parents=True, exist_ok=True)
+    maps_path.write_text(json.dumps(cmap.to_dict(), indent=2, sort_keys=True))
+
+    per_judge = pair_verdicts(judge_kept)
+    verdicts = pl.concat([per_judge, _ensemble_verdicts(per_judge).select(per_judge.columns)])
+    known = set(cmap.judges)
+    calibrated = pl.concat(
+        [
+            part.with_columns(
+                pl.Series("calibrated", cmap.apply_frame(part), dtype=pl.Float64)
+                if part["judge_id"][0] in known
+                else pl.lit(None, dtype=pl.Float64).alias("calibrated")
+            )
+            for part in verdicts.partition_by("judge_id", maintain_order=True)
+        ]
+        if verdicts.height
+        else [verdicts.with_columns(pl.lit(None, dtype=pl.Float64).alias("calibrated"))]
+    )
+    calibrated = calibrated.join(
+        pairs.select("pair_id", *[pl.col(s) for s in slices if s in pairs.columns]), on="pair_id", how="left"
+    ).sort("pair_id", "judge_id")
+
+    overall = gated.filter(pl.col("slice") == "all").select(
+        "judge_id",
+        "n_labels",
+        "n_pairs",
+        "agree_ties",
+        "agree_strict",
+        "kappa",
+        "position_consistency",
+        "p_first",
+        "p_longer",
+        "human_p_longer",
+        "ece",
+        "brier",
+        "passed",
+    )
+    failing = gated.filter(~pl.col("passed") & (pl.col("slice") != "all")).with_columns(
+        pl.col("reasons").list.join("; ")
+    )
+    oof = cmap.oof if cmap.oof is not None else pl.DataFrame()
+    plot_md: dict[str, dg.MetadataValue] = {}
+    if oof.height:
+        plot_md["reliability_before"] = _image(
+            reliability_plot(reliability_bins(oof, prediction="raw")), "reliability before calibration"
+        )
+        plot_md["reliability_after"] = _image(
+            reliability_plot(reliability_bins(oof, prediction="calibrated")), "reliability after calibration (OOF)"
+        )
+    yield dg.Output(
+        gated.with_columns(pl.col("reasons").list.join("; ")),
+        "judge_calibration",
+        metadata={
+            "dagster/row_count": gated.height,
+            "overlap_labels": overlap.height,
+            "judges": overall.height,
+            "overall": markdown_table(overall, 30),
+            "failing_slices": markdown_table(
+                failing.select("judge_id", "slice", "slice_value", "n_pairs", "reasons"), 30
+            ),
+            "passing_slices": int(gated["passed"].sum()),
+            "retracted": markdown_table(retracted),
+            "calibration_maps": dg.MetadataValue.path(str(maps_path)),
+            **plot_md,
+        },
+    )
+    yield dg.Output(
+        calibrated,
+        "judge_verdicts",
+        metadata={
+            "dagster/row_count": calibrated.height,
+            "pairs": calibrated["pair_id"].n_unique(),
+            "by_judge": markdown_table(
+                calibrated.group_by("judge_id")
+                .agg(pl.len().alias("pairs"), pl.col("calibrated").mean().alias("mean_calibrated"))
+                .sort("judge_id"),
+                30,
+            ),
+        },
+    )
