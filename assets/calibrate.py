@@ -153,7 +153,7 @@ def judge_calibration(
             reliability_plot(reliability_bins(oof, prediction="calibrated")), "reliability after calibration (OOF)"
         )
     yield dg.Output(
-        gated.with_columns(pl.col("reasons").list.join("; ")),
+        gated,
         "judge_calibration",
         metadata={
             "dagster/row_count": gated.height,

@@ -11,6 +11,7 @@ from assets._meta import markdown_table
 from pipelines.resources import PrefgateResource
 from prefgate import schemas
 from prefgate.curation import contaminated
+from prefgate.gates import evaluate_gates, gate_report_markdown
 
 ASSET = "preference_set"
 
@@ -50,17 +51,33 @@ def no_duplicate_pairs(preference_set: pl.DataFrame) -> dg.AssetCheckResult:
 @dg.asset_check(
     asset=ASSET,
     blocking=True,
-    additional_ins={"eval_prompts": dg.AssetIn("eval_prompts")},
-    description="No training prompt is an eval / red-team prompt (normalised-text match).",
+    additional_ins={
+        "eval_prompts": dg.AssetIn("eval_prompts"),
+        "contamination_matches": dg.AssetIn("contamination_matches"),
+    },
+    description="No training prompt is an eval / red-team prompt: exact normalised text, and the n-gram, "
+    "MinHash and embedding matches of the prompt audit.",
 )
-def no_eval_contamination(preference_set: pl.DataFrame, eval_prompts: pl.DataFrame) -> dg.AssetCheckResult:
-    hits = contaminated(preference_set, eval_prompts)
+def no_eval_contamination(
+    preference_set: pl.DataFrame, eval_prompts: pl.DataFrame, contamination_matches: pl.DataFrame
+) -> dg.AssetCheckResult:
+    exact = contaminated(preference_set, eval_prompts).select(
+        "example_id", "eval_source", pl.lit("exact").alias("method"), "prompt"
+    )
+    fuzzy = preference_set.join(
+        contamination_matches.select(pl.col("train_id").alias("prompt_id"), "eval_source", "method"),
+        on="prompt_id",
+        how="inner",
+    ).select("example_id", "eval_source", "method", "prompt")
+    hits = pl.concat([exact, fuzzy]).unique(["example_id", "eval_source", "method"]).sort("example_id")
+    rows = hits["example_id"].n_unique()
     return dg.AssetCheckResult(
-        passed=hits.height == 0,
+        passed=rows == 0,
         metadata={
-            "contaminated_rows": hits.height,
+            "summary": f"{rows} contaminated rows (allowed 0)" if rows else "no contaminated rows",
+            "contaminated_rows": rows,
             "eval_prompts_checked": eval_prompts.height,
-            "matches": markdown_table(hits.select("example_id", "eval_source", "prompt"), 20),
+            "matches": markdown_table(hits, 20),
         },
     )
 
@@ -96,3 +113,89 @@ def rows_have_min_labels(preference_set: pl.DataFrame, prefgate: PrefgateResourc
 
 
 CHECKS.append(rows_have_min_labels)
+
+
+@dg.asset_check(
+    asset=ASSET,
+    blocking=True,
+    description="The Great Expectations suite on the set; its Data Docs are built under exports/data_docs.",
+)
+def great_expectations_suite(
+    context: dg.AssetCheckExecutionContext, prefgate: PrefgateResource, preference_set: pl.DataFrame
+) -> dg.AssetCheckResult:
+    from prefgate.expectations import run_suite
+
+    docs = prefgate.paths.exports / "data_docs"
+    result = run_suite(preference_set, docs, run_name=context.run.run_id)
+    failed = pl.DataFrame(
+        [{k: str(v) for k, v in f.items() if k in ("expectation", "column", "unexpected_count")} for f in result.failed]
+    )
+    return dg.AssetCheckResult(
+        passed=result.success,
+        metadata={
+            "summary": f"{result.n_expectations - result.n_failed}/{result.n_expectations} expectations met",
+            "data_docs": dg.MetadataValue.path(str(result.docs_index)),
+            "data_docs_url": dg.MetadataValue.url(result.docs_index.as_uri()),
+            "expectations": result.n_expectations,
+            "failed": result.n_failed,
+            "failures": markdown_table(failed) if failed.height else "none",
+        },
+    )
+
+
+CHECKS.append(great_expectations_suite)
+
+
+@dg.asset_check(
+    asset=ASSET,
+    blocking=True,
+    additional_ins={
+        "judge_calibration": dg.AssetIn("judge_calibration"),
+        "contamination_matches": dg.AssetIn("contamination_matches"),
+        "response_pairs": dg.AssetIn("response_pairs"),
+        "eval_prompts": dg.AssetIn("eval_prompts"),
+    },
+    description="Governance thresholds of the policy: judge-human kappa and agreement on every slice that "
+    "contributes judge labels, position and length bias, rater alpha, zero contamination, degenerate and PII "
+    "rows, the set's length bias and the coverage floors. Fails with the threshold and the shortfall in words.",
+)
+def governance_gates(
+    context: dg.AssetCheckExecutionContext,
+    prefgate: PrefgateResource,
+    preference_set: pl.DataFrame,
+    judge_calibration: pl.DataFrame,
+    contamination_matches: pl.DataFrame,
+    response_pairs: pl.DataFrame,
+    eval_prompts: pl.DataFrame,
+) -> dg.AssetCheckResult:
+    from prefgate.gate_inputs import gate_inputs
+
+    policy = prefgate.policy()
+    alpha = _latest_metadata_float(context, "rater_quality", "alpha")
+    inputs = gate_inputs(
+        preference_set, judge_calibration, contamination_matches, response_pairs, alpha, policy, eval_prompts
+    )
+    results = evaluate_gates(inputs, policy.gates)
+    failed = [r for r in results if not r.passed]
+    return dg.AssetCheckResult(
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(r.message for r in failed) or "every governance gate passed",
+        metadata={
+            "summary": "; ".join(r.message for r in failed) or "every governance gate passed",
+            "gates": dg.MetadataValue.md(gate_report_markdown(results)),
+            **{f"gate/{r.name}": dg.MetadataValue.json({"passed": r.passed, "message": r.message}) for r in results},
+        },
+    )
+
+
+def _latest_metadata_float(context: dg.AssetCheckExecutionContext, asset: str, key: str) -> float | None:
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get(key)
+    raw = getattr(value, "value", None)
+    return float(raw) if isinstance(raw, int | float) else None
+
+
+CHECKS.append(governance_gates)

@@ -6,7 +6,7 @@ import os
 
 import dagster as dg
 
-from assets import audit, curate, ingest, labels, raters
+from assets import audit, calibrate, curate, ingest, labels, raters
 from checks.preference_set import CHECKS
 from pipelines.io import WarehouseIOManager
 from pipelines.jobs import ingest_job, labels_job, nightly_refresh, refresh_job
@@ -33,7 +33,7 @@ def build_definitions(
         if value
     }
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([ingest, labels, raters, audit, curate]),
+        assets=dg.load_assets_from_modules([ingest, labels, raters, audit, calibrate, curate]),
         asset_checks=CHECKS,
         jobs=[ingest_job, labels_job, refresh_job],
         schedules=[nightly_refresh],

@@ -22,6 +22,7 @@ class PrefgateResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     home: str = Field(description="Project-local state directory (PREFGATE_HOME).")
     sources_path: str = str(PROJECT_ROOT / "config" / "sources.yaml")
     policy_path: str = str(PROJECT_ROOT / "config" / "policy.yaml")
+    licenses_path: str = str(PROJECT_ROOT / "config" / "licenses.yaml")
 
     @property
     def paths(self) -> Home:

@@ -7,6 +7,7 @@
     prefgate bench           the rater-governance benchmark table (see benchmarks/README.md)
     prefgate judge           run AI judges over the warehouse's pairs, both orders, cached (prefgate.judges.command)
     prefgate lineage         audit versions, models, raters, judges, examples; diff; retract (prefgate.lineage.command)
+    prefgate review land F   land a Label Studio JSON export of the review queue as human labels (closes the loop)
 
 The main job goes through the same landing folder and the same Dagster jobs a user's files take, recorded in
 the project's Dagster instance, so its runs show up in ``dagster dev`` afterwards.
@@ -103,6 +104,27 @@ def run_main(home: Home, sample: bool = True) -> int:
     return 0 if ok else 1
 
 
+def review_land(export: Path, batch: str, home: Home) -> int:
+    """Land a Label Studio export: its tasks as pair keys (display order) and its annotations as human labels."""
+    import datetime as dt
+
+    from prefgate.labelstudio import land_labelstudio_export, land_review_tasks, read_export
+
+    try:
+        dt.date.fromisoformat(batch)
+        tasks = read_export(export)
+    except (ValueError, OSError) as exc:
+        print(f"prefgate review land: {export}: {exc}", file=sys.stderr)
+        return 2
+    name = export.stem
+    pairs_file = land_review_tasks([{"data": t["data"]} for t in tasks if "data" in t], home.landing, name)
+    labels_file = land_labelstudio_export(export, home.landing, batch, name=name)
+    print(f"landed pair keys: {pairs_file}")
+    print(f"landed labels:    {labels_file or '(no annotations in the export)'}")
+    print(f"next: prefgate run --no-sample   (or let landing_sensor run labels_job[{batch}])")
+    return 0
+
+
 def table_counts(home: Home) -> dict[str, int]:
     """Row count of every table in the warehouse."""
     import duckdb
@@ -148,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     lineage_command.add_arguments(
         sub.add_parser("lineage", help="row-level lineage: versions, models, raters, judges, examples, diff, retract")
     )
+    p_review = sub.add_parser("review", help="the human review loop (Label Studio)")
+    review_sub = p_review.add_subparsers(dest="review_command", required=True)
+    p_rl = review_sub.add_parser("land", help="land a Label Studio JSON export of review tasks as human labels")
+    p_rl.add_argument("export", type=Path, help="Label Studio's JSON export (Export -> JSON)")
+    p_rl.add_argument("--batch", required=True, help="label batch date YYYY-MM-DD (the labels_job partition)")
     args = parser.parse_args(argv)
     if args.command == "bench":
         return bench.run_from_args(args)
@@ -171,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         return judge_command.main(args, home)
     if args.command == "lineage":
         return lineage_command.main(args, home)
+    if args.command == "review":
+        return review_land(args.export, args.batch, init_home(home))
     print_tables(home)
     return 0
 

@@ -162,6 +162,9 @@ class CurationPolicy(_Strict):
         "no_eval_contamination gate still blocks any match that reaches the set.",
     )
     drop_degenerate: bool = Field(True, description="Drop pairs whose two responses are (nearly) the same.")
+    drop_pii: bool = Field(
+        True, description="Drop rows with PII (emails, phone numbers, card numbers...) in prompt or responses."
+    )
 
 
 class Policy(_Strict):
