@@ -50,3 +50,12 @@ class Home:
         for p in (self.root, self.dagster_home, self.landing, self.exports):
             p.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def shared_cache_dir(kind: str) -> Path:
+    """A cache shared by every home on this machine (``PREFGATE_CACHE`` or ``~/.cache/prefgate``), for content-
+    addressed results that do not depend on a home's data -- e.g. embeddings keyed by the text's hash."""
+    import os
+
+    base = Path(os.environ.get("PREFGATE_CACHE") or Path.home() / ".cache" / "prefgate")
+    return base / kind

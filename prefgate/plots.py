@@ -79,3 +79,34 @@ def rater_day_heatmap(rater_daily: pl.DataFrame, max_raters: int = 40) -> bytes:
     ax.set_xticks(range(len(days)), [str(d) for d in days], rotation=45, fontsize=7)  # type: ignore[attr-defined]
     fig.colorbar(im, ax=ax, label="agreement")  # type: ignore[attr-defined]
     return _png(fig)
+
+
+def loss_curve(history: list[tuple[int, float]], title: str = "training loss") -> bytes:
+    """Training loss against optimizer step (one line), e.g. a trainer's logged loss history."""
+    fig, ax = _figure()
+    if history:
+        steps, losses = zip(*history, strict=True)
+        ax.plot(steps, losses, marker="." if len(history) < 50 else None, color="#4c78a8")  # type: ignore[attr-defined]
+    else:
+        ax.text(0.5, 0.5, "no loss logged", ha="center", va="center", transform=ax.transAxes)  # type: ignore[attr-defined]
+    ax.set_xlabel("step")  # type: ignore[attr-defined]
+    ax.set_ylabel("loss")  # type: ignore[attr-defined]
+    ax.set_title(title)  # type: ignore[attr-defined]
+    return _png(fig)
+
+
+def reliability_plot(bins: pl.DataFrame, by: str = "judge_id", max_groups: int = 10) -> bytes:
+    """Reliability diagram from :func:`prefgate.calibration.reliability_bins`: observed rate against mean
+    prediction per bin, one line per group (the ``max_groups`` largest), the diagonal = perfect calibration."""
+    fig, ax = _figure(5.0, 4.2)
+    ax.plot([0, 1], [0, 1], linestyle="--", color="#888888", linewidth=1, label="perfect")  # type: ignore[attr-defined]
+    sizes = bins.group_by(by).agg(pl.col("n").sum()).sort(["n", by], descending=[True, False])
+    for group in sizes[by].head(max_groups).to_list():
+        sub = bins.filter(pl.col(by) == group).sort("mean_prediction")
+        ax.plot(sub["mean_prediction"].to_list(), sub["observed"].to_list(), marker="o", label=str(group)[:40])  # type: ignore[attr-defined]
+    ax.set_xlim(0, 1)  # type: ignore[attr-defined]
+    ax.set_ylim(0, 1)  # type: ignore[attr-defined]
+    ax.set_xlabel("predicted P(humans agree)")  # type: ignore[attr-defined]
+    ax.set_ylabel("observed agreement")  # type: ignore[attr-defined]
+    ax.legend(fontsize=7)  # type: ignore[attr-defined]
+    return _png(fig)
