@@ -25,6 +25,7 @@ from prefgate.calibration import (
 from prefgate.gates import judge_slice_gates
 from prefgate.lineage.retraction import apply_retractions, load_retractions
 from prefgate.merge import pair_verdicts
+from prefgate.policy import CalibrationPolicy
 from prefgate.slices import pair_slices
 
 GROUP = "audit"
@@ -32,6 +33,20 @@ GROUP = "audit"
 
 def _image(png: bytes, title: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def both_orders_known(labels: pl.DataFrame, cal: CalibrationPolicy) -> pl.DataFrame:
+    """Recorded judges whose verdicts combine both orders: display order unknown, consistency from the raw verdict."""
+    if not cal.both_orders_judges:
+        return labels
+    mine = pl.any_horizontal(pl.col("judge_id").str.starts_with(p) for p in cal.both_orders_judges)
+    return labels.with_columns(
+        pl.when(mine).then(pl.lit(None, dtype=pl.String)).otherwise(pl.col("shown_first")).alias("shown_first"),
+        pl.when(mine & pl.col("choice").is_not_null())
+        .then(~pl.col("raw_choice").is_in(cal.inconsistent_raw_choices).fill_null(False))
+        .otherwise(pl.col("position_consistent"))
+        .alias("position_consistent"),
+    )
 
 
 def _ensemble_verdicts(verdicts: pl.DataFrame) -> pl.DataFrame:
@@ -42,8 +57,8 @@ def _ensemble_verdicts(verdicts: pl.DataFrame) -> pl.DataFrame:
         (pl.col("choice") == "a").sum().alias("_a"),
         (pl.col("choice") == "b").sum().alias("_b"),
         (pl.col("choice") == "tie").sum().alias("_t"),
-        pl.col("judge_label_ids").flatten().sort().alias("judge_label_ids"),
-        pl.col("constitution_hashes").flatten().unique().sort().alias("constitution_hashes"),
+        pl.col("judge_label_ids").explode().drop_nulls().sort().alias("judge_label_ids"),
+        pl.col("constitution_hashes").explode().drop_nulls().unique().sort().alias("constitution_hashes"),
         pl.len().alias("n_judge_labels"),
         pl.col("position_consistent").all().alias("position_consistent"),
     )
@@ -96,18 +111,27 @@ def judge_calibration(
     _, judge_kept, retracted = apply_retractions(
         pl.DataFrame(schema={"rater_id": pl.String}), judge_labels, retractions
     )
+    judge_kept = both_orders_known(judge_kept, policy.calibration)
     pairs = pair_slices(response_pairs)
     overlap = build_overlap(judge_kept, human_consensus, pairs, slices)
-    overlap = pl.concat([overlap, ensemble_rows(overlap)], how="diagonal_relaxed")
+    # The ensemble combines the judges that pass their overall gate: a failing judge would only add noise.
+    first = judge_slice_gates(calibration_table(overlap, slices), policy.gates)
+    passing = first.filter((pl.col("slice") == "all") & pl.col("passed"))["judge_id"].to_list()
+    if len(passing) >= 2:
+        overlap = pl.concat([overlap, ensemble_rows(overlap, passing)], how="diagonal_relaxed")
     table = calibration_table(overlap, slices)
     gated = judge_slice_gates(table, policy.gates)
-    cmap = fit_calibration(overlap, method="isotonic", folds=5, seed=0)
+    cal = policy.calibration
+    cmap = fit_calibration(overlap, method=cal.method, folds=cal.folds, seed=0)
     maps_path = prefgate.paths.root / "calibration" / "maps.json"
     maps_path.parent.mkdir(parents=True, exist_ok=True)
     maps_path.write_text(json.dumps(cmap.to_dict(), indent=2, sort_keys=True))
 
     per_judge = pair_verdicts(judge_kept)
-    verdicts = pl.concat([per_judge, _ensemble_verdicts(per_judge).select(per_judge.columns)])
+    parts = [per_judge]
+    if len(passing) >= 2:
+        parts.append(_ensemble_verdicts(per_judge.filter(pl.col("judge_id").is_in(passing))).select(per_judge.columns))
+    verdicts = pl.concat(parts)
     known = set(cmap.judges)
     calibrated = pl.concat(
         [

@@ -116,6 +116,24 @@ class JudgePolicy(_Strict):
         return self.max_attempts - 1
 
 
+class CalibrationPolicy(_Strict):
+    """How judges are calibrated against human consensus (prefgate.calibration)."""
+
+    method: Literal["isotonic", "platt"] = Field(
+        "isotonic", description="Map from a judge's confidence to P(humans agree): isotonic or Platt (logistic)."
+    )
+    folds: int = Field(5, ge=1, le=50, description="Cross-validation folds (by pair) for the out-of-fold ECE/Brier.")
+    both_orders_judges: list[str] = Field(
+        default_factory=lambda: ["recorded:gpt-4:mt-bench-pair"],
+        description="Recorded judges (id prefixes) whose verdicts already combine both presentation orders: their "
+        "display order is unknown (P(first) is not measured) and inconsistent_raw_choices marks an order flip.",
+    )
+    inconsistent_raw_choices: list[str] = Field(
+        default_factory=lambda: ["tie (inconsistent)"],
+        description="Raw verdicts of both_orders_judges that record a disagreement between the two orders.",
+    )
+
+
 class MergePolicy(_Strict):
     """How calibrated judge labels may join the human consensus in the preference set (prefgate.merge)."""
 
@@ -177,6 +195,7 @@ class Policy(_Strict):
     raters: RaterPolicy = RaterPolicy()
     agreement: AgreementPolicy = AgreementPolicy()
     judges: JudgePolicy = JudgePolicy()
+    calibration: CalibrationPolicy = CalibrationPolicy()
     merge: MergePolicy = MergePolicy()
     curation: CurationPolicy = CurationPolicy()
     routing: RoutingPolicy = RoutingPolicy()
