@@ -175,9 +175,9 @@ class CurationPolicy(_Strict):
         0.92, gt=0.0, le=1.0, description="Embedding cosine with an eval prompt that counts as contamination."
     )
     drop_contaminated: bool = Field(
-        True,
-        description="Drop rows whose prompt matches an eval prompt (recorded in curation_dropped); the "
-        "no_eval_contamination gate still blocks any match that reaches the set.",
+        False,
+        description="Drop rows whose prompt matches an eval prompt (recorded in curation_dropped). Off by default: "
+        "a match then fails the no_eval_contamination gate and blocks training until someone decides.",
     )
     drop_degenerate: bool = Field(True, description="Drop pairs whose two responses are (nearly) the same.")
     drop_pii: bool = Field(

@@ -15,13 +15,18 @@ from prefgate.home import Home
 from tests.conftest import run_job
 
 ASSETS = [
+    "contamination_matches",
+    "curation_dropped",
     "eval_prompts",
     "human_consensus",
     "human_labels",
+    "judge_calibration",
     "judge_labels",
+    "judge_verdicts",
     "pair_keys",
     "preference_set",
     "preference_set_export",
+    "prompt_audit",
     "quarantine",
     "quarantine_eval_prompts",
     "quarantine_human_labels",
@@ -32,11 +37,15 @@ ASSETS = [
     "rater_quality",
     "raw_prompts",
     "response_pairs",
+    "review_queue",
+    "set_audit",
 ]
 CHECKS = [
     "alpha_at_least_min",
     "chosen_differs_from_rejected",
     "flagged_share_at_most_max",
+    "governance_gates",
+    "great_expectations_suite",
     "no_duplicate_pairs",
     "no_eval_contamination",
     "not_empty",
@@ -91,7 +100,19 @@ def test_landing_sensor_requests_runs_for_new_files(sample_home: Home) -> None:
 
 def _materialize_set(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     job = defs.resolve_implicit_global_asset_job_def()
-    keys = [dg.AssetKey(k) for k in ("quarantine", "rater_quality", "rater_drift", "human_consensus", "preference_set")]
+    names = (
+        "quarantine",
+        "rater_quality",
+        "rater_drift",
+        "human_consensus",
+        "judge_calibration",
+        "judge_verdicts",
+        "prompt_audit",
+        "contamination_matches",
+        "preference_set",
+        "curation_dropped",
+    )
+    keys = [dg.AssetKey(k) for k in names]
     return job.execute_in_process(instance=instance, asset_selection=keys, raise_on_error=False)
 
 
