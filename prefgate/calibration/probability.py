@@ -1,9 +1,15 @@
 """Probability calibration of judges: map a judge's confidence in its own verdict to P(humans agree with it).
 
 For each judge, ``x`` = its confidence in its verdict (``probability_a`` when it chose ``a``, ``1 - probability_a``
-when it chose ``b``) and ``y`` = 1 when the human consensus equals its verdict. Labels with no usable confidence
-(``tie`` verdicts, labels without a probability) get a constant: the judge's agreement rate on such labels (on all
-its labels when it has none), so the map returns the judge's base agreement rate there.
+when it chose ``b``) and ``y`` = 1 when the human consensus equals its verdict. Labels with no usable confidence get
+one of two constants, because a judge's strict and tie verdicts are right at different rates (GPT-4 on MT-Bench):
+
+* ``fallback`` -- strict (``a`` / ``b``) verdicts without a probability (recorded judges):
+  P(human verdict == judge verdict | strict verdict, no probability);
+* ``fallback_tie`` -- ``tie`` verdicts (with or without a probability): P(human says tie | judge says tie).
+
+Each is the judge's agreement rate on its own kind of label; a kind the judge has no labels of takes the judge's
+overall agreement rate on all its labels instead (0.5 for a judge without labels).
 
 * ``isotonic``: pool-adjacent-violators (``scipy.optimize.isotonic_regression``) on the confidences, ties in ``x``
   pooled first, linear interpolation between knots, clipped outside them -- scikit-learn's ``IsotonicRegression(
@@ -12,7 +18,9 @@ its labels when it has none), so the map returns the judge's base agreement rate
   degenerate fit (one class, separation) falls back to the constant rate.
 
 Cross-validation by pair (both orders of a pair stay in one fold) gives out-of-fold predictions, hence ECE and Brier
-before (raw confidence) and after; the map returned is refitted on all rows.
+before (raw confidence) and after; the map returned is refitted on all rows. Out of fold, the curve and both
+constants are estimated without the held-out fold (a constant whose kind has no labels in the other folds takes the
+other folds' overall agreement rate).
 """
 
 from __future__ import annotations
@@ -29,12 +37,13 @@ from scipy.optimize import isotonic_regression
 
 from prefgate.calibration.encode import dense_codes
 from prefgate.calibration.overlap import validate_overlap
-from prefgate.calibration.stats import FloatArray, logistic_fit_segments
+from prefgate.calibration.stats import FloatArray, IntArray, logistic_fit_segments
 from prefgate.plots import reliability_plot
 
 Method = Literal["isotonic", "platt"]
 METHODS: tuple[Method, ...] = ("isotonic", "platt")
 _EPS = 1e-9
+BoolArray = npt.NDArray[np.bool_]
 __all__ = ["CalibrationMap", "JudgeCalibration", "fit_calibration", "reliability_bins", "reliability_plot"]
 
 
@@ -61,11 +70,13 @@ def _brier(pred: FloatArray, outcome: FloatArray) -> float:
 @dataclass(frozen=True)
 class JudgeCalibration:
     """One judge's fitted map: isotonic knots (``knots_x`` -> ``knots_y``) or Platt ``coef = (a, b)``, plus the
-    constant ``fallback`` for labels without a usable confidence and the cross-validated ``metrics``."""
+    constants ``fallback`` (strict verdicts without a probability) and ``fallback_tie`` (tie verdicts) -- see the
+    module docstring -- and the cross-validated ``metrics``."""
 
     judge_id: str
     method: Method
     fallback: float
+    fallback_tie: float
     knots_x: tuple[float, ...] = ()
     knots_y: tuple[float, ...] = ()
     coef: tuple[float, float] | None = None
@@ -74,10 +85,13 @@ class JudgeCalibration:
     n_scored: int = 0
     metrics: dict[str, float | None] = field(default_factory=dict)
 
-    def predict(self, confidence: npt.ArrayLike) -> FloatArray:
-        """P(humans agree) for confidences in the judge's own verdict; NaN confidence -> ``fallback``."""
+    def predict(self, confidence: npt.ArrayLike, tie: npt.ArrayLike | None = None) -> FloatArray:
+        """P(humans agree) for confidences in the judge's own verdict. NaN confidence -> ``fallback_tie`` where
+        ``tie`` (a boolean mask: the verdict is ``tie``) is true, ``fallback`` elsewhere; ``tie=None`` = no ties."""
         conf = np.asarray(confidence, dtype=np.float64)
         out = np.full(conf.shape, self.fallback, dtype=np.float64)
+        if tie is not None:
+            out[np.broadcast_to(np.asarray(tie, dtype=bool), conf.shape)] = self.fallback_tie
         scored = ~np.isnan(conf)
         if self.constant is not None:
             out[scored] = self.constant
@@ -93,6 +107,7 @@ class JudgeCalibration:
             "judge_id": self.judge_id,
             "method": self.method,
             "fallback": self.fallback,
+            "fallback_tie": self.fallback_tie,
             "knots_x": list(self.knots_x),
             "knots_y": list(self.knots_y),
             "coef": None if self.coef is None else list(self.coef),
@@ -104,14 +119,18 @@ class JudgeCalibration:
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> JudgeCalibration:
+        """Inverse of :meth:`to_dict`; a dict from before ``fallback_tie`` existed gets ``fallback`` for it."""
         coef = cast("list[float] | None", d.get("coef"))
         method = str(d["method"])
         if method not in METHODS:
             raise ValueError(f"unknown calibration method {method!r}")
+        fallback = float(cast(float, d["fallback"]))
+        tie = d.get("fallback_tie")
         return cls(
             judge_id=str(d["judge_id"]),
             method=method,
-            fallback=float(cast(float, d["fallback"])),
+            fallback=fallback,
+            fallback_tie=fallback if tie is None else float(cast(float, tie)),
             knots_x=tuple(float(v) for v in cast("list[float]", d.get("knots_x", []))),
             knots_y=tuple(float(v) for v in cast("list[float]", d.get("knots_y", []))),
             coef=None if coef is None else (float(coef[0]), float(coef[1])),
@@ -140,18 +159,41 @@ def _isotonic_knots(x_sorted: FloatArray, y_sorted: FloatArray) -> tuple[FloatAr
     return xu, np.asarray(fit, dtype=np.float64)
 
 
-def _fallback(unscored_agree: FloatArray, agree: FloatArray) -> float:
-    """The constant for labels without a usable confidence: agreement on such labels, else on all labels."""
-    if unscored_agree.size:
-        return float(unscored_agree.mean())
-    return float(agree.mean()) if agree.size else 0.5
+_KINDS = 3  # rows of the agreement sums: all labels, strict verdicts without a probability, tie verdicts
+
+
+def _kind_sums(agree: FloatArray, strict_unscored: BoolArray, tie: BoolArray, fold: IntArray, k: int) -> FloatArray:
+    """Agreement counts and label counts per kind (rows: all, strict unscored, tie) and fold: shape (2, 3, k).
+    Sums of 0/1 values are exact, so subtracting a fold's column from the total is exact too."""
+    out = np.zeros((2, _KINDS, k), dtype=np.float64)
+    for i, mask in enumerate((np.ones(agree.size, dtype=bool), strict_unscored, tie)):
+        out[0, i] = np.bincount(fold[mask], weights=agree[mask], minlength=k)
+        out[1, i] = np.bincount(fold[mask], minlength=k)
+    return out
+
+
+def _fallbacks(sums: FloatArray) -> tuple[float, float]:
+    """``(fallback, fallback_tie)`` from agreement / label counts per kind (shape (2, 3)): each kind's agreement
+    rate, the overall rate for a kind without labels, 0.5 without any label."""
+    agree, n = sums
+    overall = float(agree[0] / n[0]) if n[0] else 0.5
+    strict = float(agree[1] / n[1]) if n[1] else overall
+    tie = float(agree[2] / n[2]) if n[2] else overall
+    return strict, tie
 
 
 def _fit_one(
-    judge_id: str, method: Method, x: FloatArray, y: FloatArray, fallback: float, n_labels: int
+    judge_id: str, method: Method, x: FloatArray, y: FloatArray, fallbacks: tuple[float, float], n_labels: int
 ) -> JudgeCalibration:
     """Fit one judge's map on its scored rows ``x`` (confidences, sorted ascending) and ``y`` (agreement)."""
-    common = {"judge_id": judge_id, "method": method, "fallback": fallback, "n_labels": n_labels, "n_scored": x.size}
+    common = {
+        "judge_id": judge_id,
+        "method": method,
+        "fallback": fallbacks[0],
+        "fallback_tie": fallbacks[1],
+        "n_labels": n_labels,
+        "n_scored": x.size,
+    }
     if x.size == 0:
         return JudgeCalibration(**common)  # type: ignore[arg-type]
     if y.min() == y.max() or x[0] == x[-1]:
@@ -168,8 +210,8 @@ def _fit_one(
 @dataclass
 class CalibrationMap:
     """Per-judge calibration maps. ``oof`` (not serialised) has one row per overlap row (``row`` = its index):
-    ``confidence`` (null without one), ``raw`` (the confidence, or the fallback rate), out-of-fold ``calibrated``,
-    ``agree`` and ``fold``."""
+    ``confidence`` (null without one), ``raw`` (the confidence, or the fallback rate of its kind), out-of-fold
+    ``calibrated``, ``agree`` and ``fold``."""
 
     method: Method
     judges: dict[str, JudgeCalibration]
@@ -180,7 +222,8 @@ class CalibrationMap:
     def apply(
         self, judge_id: str, choice: str | Sequence[str], probability_a: float | Sequence[float | None] | None
     ) -> float | FloatArray:
-        """Calibrated P(humans agree with this verdict) for one label (scalars) or many labels of one judge."""
+        """Calibrated P(humans agree with this verdict) for one label (scalars) or many labels of one judge; a
+        ``tie`` verdict gets ``fallback_tie``, a strict one without a probability ``fallback``."""
         if judge_id not in self.judges:
             raise KeyError(f"no calibration for judge {judge_id!r}")
         scalar = isinstance(choice, str)
@@ -191,7 +234,7 @@ class CalibrationMap:
         if len(probs) == 1 and choices.size != 1:
             probs = probs * choices.size
         p = np.asarray([np.nan if v is None else v for v in probs], dtype=np.float64)
-        out = self.judges[judge_id].predict(_confidence(choices, p))
+        out = self.judges[judge_id].predict(_confidence(choices, p), choices == "tie")
         return float(out[0]) if scalar else out
 
     def apply_frame(self, labels: pl.DataFrame) -> pl.Series:
@@ -204,13 +247,21 @@ class CalibrationMap:
         for jid, cal in self.judges.items():
             m = judge == jid
             if m.any():
-                out[m] = cal.predict(_confidence(choice[m], prob[m]))
+                out[m] = cal.predict(_confidence(choice[m], prob[m]), choice[m] == "tie")
         return pl.Series("calibrated", out).fill_nan(None)
 
     def metrics(self) -> pl.DataFrame:
-        """One row per judge: label counts, the fallback rate and the cross-validated ECE / Brier before and after."""
+        """One row per judge: label counts, the two fallback rates and the cross-validated ECE / Brier before and
+        after."""
         rows = [
-            {"judge_id": j, "method": c.method, "n_labels": c.n_labels, "n_scored": c.n_scored, "fallback": c.fallback}
+            {
+                "judge_id": j,
+                "method": c.method,
+                "n_labels": c.n_labels,
+                "n_scored": c.n_scored,
+                "fallback": c.fallback,
+                "fallback_tie": c.fallback_tie,
+            }
             | c.metrics
             for j, c in sorted(self.judges.items())
         ]
@@ -283,6 +334,7 @@ def fit_calibration(
     df = validate_overlap(overlap)
     k = max(int(folds), 1)
     judge_names, judge_code = dense_codes(df["judge_id"])
+    tie_all = (df["choice"] == "tie").to_numpy()
     cols = df.select(
         (pl.col("choice") == pl.col("human")).cast(pl.Float64).alias("agree"),
         pl.when(pl.col("choice") == "a")
@@ -305,12 +357,14 @@ def fit_calibration(
     raw_all = np.full(df.height, np.nan)
     for j, judge_id in enumerate(judge_names):
         rows = by_judge[bounds[j] : bounds[j + 1]]
-        conf, agree, fold = conf_all[rows], agree_all[rows], fold_all[rows]
-        order = np.argsort(np.where(np.isnan(conf), np.inf, conf), kind="stable")
-        n_scored = int((~np.isnan(conf)).sum())
-        scored, unscored = order[:n_scored], order[n_scored:]
+        conf, agree, fold, tie = conf_all[rows], agree_all[rows], fold_all[rows], tie_all[rows]
+        unscored_mask = np.isnan(conf)
+        order = np.argsort(np.where(unscored_mask, np.inf, conf), kind="stable")
+        n_scored = int((~unscored_mask).sum())
+        scored = order[:n_scored]
         xs, ys, fs = conf[scored], agree[scored], fold[scored]
-        ua, fu = agree[unscored], fold[unscored]
+        sums = _kind_sums(agree, unscored_mask & ~tie, tie, fold, k)
+        total = sums.sum(axis=2)
         oof = np.full(conf.size, np.nan)
         if k >= 2:
             for f in range(k):
@@ -318,13 +372,13 @@ def fit_calibration(
                 if not test.any() or test.all():
                     continue
                 train = fs != f
-                fb = _fallback(ua[fu != f], agree[~test])
+                fb = _fallbacks(total - sums[:, :, f])  # constants without the held-out fold, per kind
                 fitted = _fit_one(judge_id, method, xs[train], ys[train], fb, int((~test).sum()))
-                oof[test] = fitted.predict(conf[test])
-        cal = _fit_one(judge_id, method, xs, ys, _fallback(ua, agree), conf.size)
+                oof[test] = fitted.predict(conf[test], tie[test])
+        cal = _fit_one(judge_id, method, xs, ys, _fallbacks(total), conf.size)
         judges[judge_id] = replace(cal, metrics=_metrics(conf, agree, oof) if k >= 2 else {})
         oof_all[rows] = oof
-        raw_all[rows] = np.where(np.isnan(conf), cal.fallback, conf)
+        raw_all[rows] = np.where(unscored_mask, np.where(tie, cal.fallback_tie, cal.fallback), conf)
     oof_frame = pl.DataFrame(
         {
             "row": np.arange(df.height, dtype=np.int64),

@@ -120,6 +120,8 @@ def test_preference_set_passes_gates_and_exports(sample_run: tuple[Home, dict]) 
         "rows_have_min_labels": True,
         "alpha_at_least_min": True,
         "flagged_share_at_most_max": True,
+        "great_expectations_suite": True,
+        "governance_gates": True,
     }
     ps = read_table(home, "preference_set")
     assert ps.height > 100

@@ -11,7 +11,7 @@ statistics' extremes. Run with ``-s`` to see the figures.
 import gzip
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -36,7 +36,7 @@ def _majority(votes: Iterable[str]) -> str | None:
 
 
 def _frames(
-    pairs: list[dict[str, object]], labels: list[dict[str, object]], consensus: dict[str, str | None]
+    pairs: Sequence[Mapping[str, object]], labels: Sequence[Mapping[str, object]], consensus: dict[str, str | None]
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     judge_labels = pl.DataFrame(labels, infer_schema_length=None)
     if "position_consistent" not in judge_labels.columns:
@@ -297,13 +297,32 @@ def test_mtbench() -> None:
     assert gpt4["n_self"] > 0
 
 
-def test_calibration_map_on_real_labels() -> None:
-    """Recorded judges carry no probabilities: the map is each judge's base agreement rate, out of fold too."""
-    pairs, labels, consensus = load_llmfao()
+Loader = Callable[[], tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]]
+
+
+@pytest.mark.parametrize("loader", [load_llmfao, load_mtbench])
+def test_calibration_map_on_real_labels(loader: Loader) -> None:
+    """Recorded judges carry no probabilities: a strict verdict maps to the judge's agreement rate on its strict
+    verdicts, a tie verdict to its rate on ties (its overall rate when it never says tie), out of fold too."""
+    pairs, labels, consensus = loader()
     overlap = build_overlap(labels, consensus, pairs)
     cmap = fit_calibration(overlap, "isotonic", folds=5)
+    assert cmap.oof is not None
     for judge, cal in cmap.judges.items():
         rows = overlap.filter(pl.col("judge_id") == judge)
-        rate = (rows["choice"] == rows["human"]).mean()
+        hits = [(c, c == h) for c, h in zip(rows["choice"].to_list(), rows["human"].to_list(), strict=True)]
+        overall = sum(hit for _, hit in hits) / len(hits)
+        strict = [hit for c, hit in hits if c != "tie"]
+        ties = [hit for c, hit in hits if c == "tie"]
         assert cal.n_scored == 0
-        assert cmap.apply(judge, "a", None) == pytest.approx(rate, abs=TOL)
+        want_strict = sum(strict) / len(strict) if strict else overall
+        want_tie = sum(ties) / len(ties) if ties else overall
+        assert cmap.apply(judge, "a", None) == pytest.approx(want_strict, abs=TOL)
+        assert cmap.apply(judge, "tie", None) == pytest.approx(want_tie, abs=TOL)
+        assert cmap.oof.filter(pl.col("judge_id") == judge)["calibrated"].null_count() == 0
+    if loader is load_mtbench:  # GPT-4's ties and strict verdicts are right at clearly different rates
+        gpt4 = cmap.judges["recorded:gpt-4:mt-bench-pair"]
+        assert abs(gpt4.fallback - gpt4.fallback_tie) > 0.05
+        print(
+            f"MT-Bench GPT-4: P(agree | strict) {gpt4.fallback:.3f}, P(human tie | judge tie) {gpt4.fallback_tie:.3f}"
+        )

@@ -148,9 +148,19 @@ def test_isotonic_map_matches_sklearn(frame: pl.DataFrame) -> None:
             model = IsotonicRegression(out_of_bounds="clip").fit(train["confidence"], train["agree"])
             np.testing.assert_allclose(test["calibrated"].to_numpy(), model.predict(test["confidence"]), atol=TOL)
         assert part.height == oof.height
-    # the judge without probabilities maps every label to its agreement rate
-    j3 = frame.filter(pl.col("judge_id") == "j3")
-    assert cmap.apply("j3", "a", None) == pytest.approx((j3["choice"] == j3["human"]).mean(), abs=TOL)
+    # the judge without probabilities maps a strict verdict to its strict agreement rate, a tie to its tie rate
+    j3 = frame.filter(pl.col("judge_id") == "j3").with_columns(tie=pl.col("choice") == "tie")
+    for tie, part in j3.group_by("tie"):
+        want = (part["choice"] == part["human"]).mean()
+        assert cmap.apply("j3", "tie" if tie[0] else "a", None) == pytest.approx(want, abs=TOL)
+    # out of fold, unscored labels get their kind's agreement rate on the other folds
+    assert cmap.oof is not None
+    oof = cmap.oof.with_columns(tie=frame["choice"] == "tie")
+    for judge in ("j1", "j2", "j3"):
+        rows = oof.filter((pl.col("judge_id") == judge) & pl.col("confidence").is_null())
+        for (tie, f), test in rows.group_by("tie", "fold"):
+            train = rows.filter((pl.col("tie") == tie) & (pl.col("fold") != f))
+            np.testing.assert_allclose(test["calibrated"].to_numpy(), train["agree"].to_numpy().mean(), atol=TOL)
 
 
 def test_platt_map_matches_statsmodels_logit(frame: pl.DataFrame) -> None:

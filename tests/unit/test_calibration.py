@@ -1,6 +1,7 @@
 """prefgate.calibration on tiny hand-made frames: definitions, edge cases, the map and its serialisation."""
 
 import json
+from typing import cast
 
 import numpy as np
 import polars as pl
@@ -230,9 +231,12 @@ def test_fit_calibration_map(method: str) -> None:
     assert (metrics["ece_after"] < metrics["ece_before"]).all()
     assert (metrics["brier_after"] < metrics["brier_before"]).all()
     cal = cmap.judges["j1"]
-    ties = frame.filter((pl.col("judge_id") == "j1") & (pl.col("choice") == "tie"))
-    assert cal.fallback == pytest.approx((ties["choice"] == ties["human"]).mean())
-    assert cmap.apply("j1", "tie", 0.5) == pytest.approx(cal.fallback)
+    j1 = frame.filter(pl.col("judge_id") == "j1")
+    ties = j1.filter(pl.col("choice") == "tie")
+    assert cal.fallback_tie == pytest.approx((ties["choice"] == ties["human"]).mean())
+    # every strict verdict carries a probability: the strict constant is the judge's overall agreement rate
+    assert cal.fallback == pytest.approx((j1["choice"] == j1["human"]).mean())
+    assert cmap.apply("j1", "tie", 0.5) == pytest.approx(cal.fallback_tie)
     assert cmap.apply("j1", "b", None) == pytest.approx(cal.fallback)
     # confidence in a "b" verdict is 1 - p_a: both views of the same label agree
     assert cmap.apply("j1", "a", 0.8) == pytest.approx(cmap.apply("j1", "b", 0.2))
@@ -255,3 +259,81 @@ def test_reliability_bins_and_plot() -> None:
     assert bins.filter(pl.col("judge_id") == "j1")["bin"].is_unique().all()
     png = reliability_plot(reliability_bins(cmap.oof))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _fallback_overlap() -> pl.DataFrame:
+    """Judge g (recorded, no probabilities): strict verdicts agree 3 of 4, ties 1 of 3 (overall 4 of 7).
+    Judge s: every strict verdict scored, two ties, one agreeing (strict constant = overall 3 of 4).
+    Judge t: never says tie; its one unscored strict verdict agrees (strict 1), tie constant = overall 2 of 3."""
+    rows = [
+        ("g", "p0", "a", "a", None),
+        ("g", "p1", "b", "b", None),
+        ("g", "p2", "a", "a", None),
+        ("g", "p3", "b", "tie", None),
+        ("g", "p4", "tie", "tie", None),
+        ("g", "p5", "tie", "a", None),
+        ("g", "p6", "tie", "b", None),
+        ("s", "p0", "a", "a", 0.9),
+        ("s", "p1", "b", "b", 0.2),
+        ("s", "p2", "tie", "tie", None),
+        ("s", "p3", "tie", "a", 0.5),
+        ("t", "p4", "a", "a", 0.8),
+        ("t", "p5", "b", "a", 0.4),
+        ("t", "p6", "a", "a", None),
+    ]
+    schema = {"judge_id": pl.String, "pair_id": pl.String, "choice": pl.String, "human": pl.String}
+    return pl.DataFrame(rows, schema={**schema, "probability_a": pl.Float64}, orient="row")
+
+
+def test_strict_and_tie_fallbacks_by_hand() -> None:
+    frame = _fallback_overlap()
+    cmap = fit_calibration(frame, "isotonic", folds=2)
+    g, s, t = cmap.judges["g"], cmap.judges["s"], cmap.judges["t"]
+    assert (g.fallback, g.fallback_tie) == (3 / 4, 1 / 3)
+    assert (s.fallback, s.fallback_tie) == (3 / 4, 1 / 2)
+    assert (t.fallback, t.fallback_tie) == (1.0, 2 / 3)
+    assert cmap.apply("g", "a", None) == 3 / 4 and cmap.apply("g", "tie", None) == 1 / 3
+    assert cmap.apply("s", "tie", 0.5) == 1 / 2  # a tie's probability is no confidence in a side
+    got = cmap.apply("g", ["tie", "b", "a"], None)
+    assert isinstance(got, np.ndarray) and got.tolist() == [1 / 3, 3 / 4, 3 / 4]
+    assert cmap.apply_frame(frame.filter(pl.col("judge_id") == "g")).to_list() == [3 / 4] * 4 + [1 / 3] * 3
+    m = cmap.metrics()
+    assert m.select("fallback", "fallback_tie").rows() == [(3 / 4, 1 / 3), (3 / 4, 1 / 2), (1.0, 2 / 3)]
+    assert cmap.oof is not None
+    assert cmap.oof.filter(pl.col("judge_id") == "g")["raw"].to_list() == [3 / 4] * 4 + [1 / 3] * 3
+    back = CalibrationMap.from_json(cmap.to_json())
+    assert back == cmap and back.judges["g"].fallback_tie == 1 / 3
+    # a map written before fallback_tie existed reads back with the strict constant for ties
+    old = cmap.to_dict()
+    for judge in cast("dict[str, dict[str, object]]", old["judges"]).values():
+        del judge["fallback_tie"]
+    legacy = CalibrationMap.from_dict(old)
+    assert all(c.fallback_tie == c.fallback for c in legacy.judges.values())
+    assert legacy.apply("g", "tie", None) == 3 / 4
+
+
+def test_oof_fallbacks_exclude_the_held_out_fold() -> None:
+    """Each unscored label's out-of-fold value is its kind's agreement rate on the other folds' labels (the other
+    folds' overall rate when they hold none of its kind), recomputed here in plain Python."""
+    base = _fallback_overlap()
+    frame = pl.concat([base.with_columns(pl.col("pair_id") + f"-{r}") for r in range(6)])
+    cmap = fit_calibration(frame, "isotonic", folds=3, seed=1)
+    assert cmap.oof is not None
+    rows = [
+        (r["judge_id"], r["fold"], r["agree"], "scored" if r["confidence"] is not None else c)
+        for r, c in zip(cmap.oof.rows(named=True), frame["choice"].to_list(), strict=True)
+    ]
+    kinds = {"a": "strict", "b": "strict", "tie": "tie", "scored": "scored"}
+    full = {j: (c.fallback, c.fallback_tie) for j, c in cmap.judges.items()}
+    checked = leaky = 0
+    for (judge, fold, _, kind), got in zip(rows, cmap.oof["calibrated"].to_list(), strict=True):
+        if kind == "scored":
+            continue
+        train = [(k, y) for j, f, y, k in rows if j == judge and f != fold]
+        same = [y for k, y in train if kinds[k] == kinds[kind]]
+        want = sum(same) / len(same) if same else sum(y for _, y in train) / len(train)
+        assert got == pytest.approx(want, abs=1e-15)
+        leaky += got != full[judge][kind == "tie"]
+        checked += 1
+    assert checked == 6 * 10  # per copy: g's seven labels, s's two ties, t's unscored strict verdict
+    assert leaky > 0  # held-out-free constants are not the full-data ones
