@@ -164,9 +164,16 @@ def test_planted_contamination_blocks_export(sample_home: Home, sources_copy: Pa
     )
     run_job(defs, instance, "ingest_job")
     result = run_job(defs, instance, "refresh_job", ok=None)
-    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    checks = {k: e.passed for k, e in evaluations.items()}
     assert checks["no_eval_contamination"] is False
-    assert all(v for k, v in checks.items() if k != "no_eval_contamination")
+    assert checks["governance_gates"] is False  # its contamination gate, with the count in words
+    summary = str(evaluations["governance_gates"].metadata["summary"].value)
+    n = int(evaluations["no_eval_contamination"].metadata["contaminated_rows"].value)  # type: ignore[arg-type]
+    leaked_rows = read_table(sample_home, "preference_set").filter(pl.col("prompt") == leaked).height
+    assert n >= leaked_rows >= 1
+    assert f"rows matching eval prompts: {n} > 0 allowed (over by {n})" in summary, summary
+    assert all(v for k, v in checks.items() if k not in ("no_eval_contamination", "governance_gates"))
     assert result.success is False  # the blocking check fails the preference_set step
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "preference_set" in materialized and "preference_set_export" not in materialized
