@@ -5,6 +5,7 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -17,6 +18,7 @@ from prefgate.card import dataset_card
 from prefgate.curate_prompts import audit_prompts, curate_rows
 from prefgate.curation import assemble_preference_set
 from prefgate.export import export_preference_set, frame_hash
+from prefgate.home import shared_cache_dir
 from prefgate.labelstudio import write_exports
 from prefgate.lineage.retraction import load_retractions
 from prefgate.lineage.store import build_manifest, provenance_rows, record_preference_set
@@ -51,7 +53,7 @@ def prompt_audit(
     """Group near-duplicate prompts (so they share a split), identify languages, find eval contamination."""
     policy = prefgate.policy()
     audit, matches = audit_prompts(
-        response_pairs, eval_prompts, policy.curation, cache_dir=prefgate.paths.root / "embeddings"
+        response_pairs, eval_prompts, policy.curation, cache_dir=shared_cache_dir("embeddings")
     )
     groups = audit.filter(pl.col("group_id") != pl.col("prompt_id"))
     yield dg.Output(
@@ -318,7 +320,7 @@ def preference_set_export(
     meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
     upstream = meta["manifest"].value if "manifest" in meta else {}
     version = meta["lineage_version"].value if "lineage_version" in meta else None
-    gates = _latest_gate_results(context)
+    gates = latest_gate_results(context.instance)
     manifest = export_preference_set(
         preference_set,
         out,
@@ -349,14 +351,14 @@ def preference_set_export(
     )
 
 
-def _latest_gate_results(context: dg.AssetExecutionContext) -> list[dict[str, object]]:
+def latest_gate_results(instance: dg.DagsterInstance) -> list[dict[str, Any]]:
     """The latest evaluation of every check on preference_set, as plain dicts for the card and the manifest."""
     from checks.preference_set import CHECKS
 
-    out: list[dict[str, object]] = []
+    out: list[dict[str, Any]] = []
     for check in CHECKS:
         for key in check.check_keys:
-            record = context.instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(key)
+            record = instance.event_log_storage.get_latest_asset_check_execution_by_key([key]).get(key)
             evaluation = record.event.dagster_event.event_specific_data if record and record.event else None
             passed = getattr(evaluation, "passed", None)
             md = getattr(evaluation, "metadata", {}) or {}

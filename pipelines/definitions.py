@@ -6,10 +6,10 @@ import os
 
 import dagster as dg
 
-from assets import audit, calibrate, curate, ingest, labels, raters
+from assets import audit, calibrate, curate, ingest, labels, raters, train
 from checks.preference_set import CHECKS
 from pipelines.io import WarehouseIOManager
-from pipelines.jobs import ingest_job, labels_job, nightly_refresh, refresh_job
+from pipelines.jobs import ingest_job, labels_job, nightly_refresh, refresh_job, train_job
 from pipelines.resources import SCHEMA, PrefgateResource
 from pipelines.sensors import gated_export_automation, landing_sensor
 from prefgate.home import Home
@@ -33,9 +33,9 @@ def build_definitions(
         if value
     }
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([ingest, labels, raters, audit, calibrate, curate]),
+        assets=dg.load_assets_from_modules([ingest, labels, raters, audit, calibrate, curate, train]),
         asset_checks=CHECKS,
-        jobs=[ingest_job, labels_job, refresh_job],
+        jobs=[ingest_job, labels_job, refresh_job, train_job],
         schedules=[nightly_refresh],
         sensors=[landing_sensor, gated_export_automation],
         resources={

@@ -22,6 +22,12 @@ refresh_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("audit", "curate"),
     description="Everything downstream of ingestion: quarantine, consensus, preference set, gates, export.",
 )
+train_job = dg.define_asset_job(
+    "train_job",
+    selection=dg.AssetSelection.groups("train"),
+    description="Reward model and DPO policy from the gated export (refused when the current set failed its gates), "
+    "then their evaluation.",
+)
 nightly_refresh = dg.ScheduleDefinition(
     name="nightly_refresh",
     job=refresh_job,

@@ -80,8 +80,9 @@ def landing_sensor(context: dg.SensorEvaluationContext, prefgate: PrefgateResour
 
 gated_export_automation = dg.AutomationConditionSensorDefinition(
     "gated_export_automation",
-    target=dg.AssetSelection.assets("preference_set_export"),
+    target=dg.AssetSelection.assets("preference_set_export", "reward_model", "dpo_policy", "model_eval"),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
-    description="Exports the preference set after it is updated and only once its blocking checks passed.",
+    description="Exports the preference set after it is updated and only once its blocking checks passed; then "
+    "trains the reward model and the DPO policy on the new export (same condition) and evaluates them.",
 )

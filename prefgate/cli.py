@@ -63,7 +63,7 @@ def land_folder(src: Path, home: Home) -> list[str]:
     return copied
 
 
-def run_main(home: Home, sample: bool = True) -> int:
+def run_main(home: Home, sample: bool = True, train: bool = True) -> int:
     """Run ingest, each label batch present in landing/, then the refresh job; 0 when every run succeeded."""
     init_home(home)
     os.environ.setdefault("TQDM_DISABLE", "1")  # model-loading bars would flood the run summary
@@ -80,6 +80,8 @@ def run_main(home: Home, sample: bool = True) -> int:
     keys = sorted(set(batches(home.landing, "human_labels")) | set(batches(home.landing, "judge_labels")))
     plan += [("labels_job", k) for k in keys]
     plan.append(("refresh_job", None))
+    if train:
+        plan.append(("train_job", None))
     ok = True
     for job_name, partition in plan:
         t0 = time.perf_counter()
@@ -99,6 +101,15 @@ def run_main(home: Home, sample: bool = True) -> int:
             done = {str(e.asset_key.to_user_string()) for e in result.get_asset_materialization_events() if e.asset_key}
             if "preference_set_export" not in done:
                 print("  preference_set_export NOT written: a blocking check on preference_set failed")
+        if job_name == "train_job":
+            for e in result.get_asset_materialization_events():
+                meta = e.materialization.metadata
+                shown = {
+                    k: getattr(meta[k], "value", meta[k]) for k in ("final_loss", "wall_time_s", "reused") if k in meta
+                }
+                if "headline" in meta:
+                    shown = dict(meta["headline"].value)  # type: ignore[arg-type]
+                print(f"  {e.asset_key.to_user_string() if e.asset_key else '?':<14} {shown}")
     print_tables(home)
     print(f"exports: {home.exports}\nDagster UI: DAGSTER_HOME={home.dagster_home} dagster dev  (see README)")
     return 0 if ok else 1
@@ -158,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     p_land.add_argument("folder", type=Path)
     p_run = sub.add_parser("run", help="run the main job on the landing folder")
     p_run.add_argument("--no-sample", action="store_true", help="do not land the bundled sample data first")
+    p_run.add_argument("--no-train", action="store_true", help="stop after the gated export (no TRL training)")
     sub.add_parser("tables", help="row counts of the warehouse tables")
     from prefgate import bench
 
@@ -193,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"landed {len(copied)} files into {home.landing}")
         return 0
     if args.command == "run":
-        return run_main(home, sample=not args.no_sample)
+        return run_main(home, sample=not args.no_sample, train=not args.no_train)
     if args.command == "judge":
         return judge_command.main(args, home)
     if args.command == "lineage":

@@ -18,6 +18,11 @@ def frame_hash(df: pl.DataFrame) -> str:
     return hashlib.sha256(df.write_ndjson().encode("utf-8")).hexdigest()[:16]
 
 
+def sorted_hash(df: pl.DataFrame) -> str:
+    """:func:`frame_hash` of the set in ``example_id`` order: the same version hashes the same however it was read."""
+    return frame_hash(df.sort("example_id") if "example_id" in df.columns else df)
+
+
 def export_preference_set(df: pl.DataFrame, out_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Replace ``out_dir`` with the export; returns the manifest written next to the data.
 
@@ -42,7 +47,7 @@ def export_preference_set(df: pl.DataFrame, out_dir: Path, manifest: dict[str, A
     full = {
         **manifest,
         "rows": df.height,
-        "content_hash": frame_hash(df),
+        "content_hash": sorted_hash(df),
         "splits": {k: v.num_rows for k, v in splits.items()},
     }
     (tmp / "manifest.json").write_text(json.dumps(full, indent=2, sort_keys=True, default=str))
