@@ -281,7 +281,7 @@ def review_queue(
     candidates = judge_verdicts.filter(~pl.col("pair_id").is_in(confident.implode())).join(
         pairs.select("pair_id", "source"), on="pair_id", how="left"
     )
-    failing = judge_calibration.filter(~pl.col("passed") & (pl.col("slice") != "all")).select(
+    failing = judge_calibration.filter(~pl.col("passed")).select(
         "judge_id", "slice", "slice_value", pl.col("reasons").alias("reason")
     )
     queue = route_review(candidates, failing, policy.routing)

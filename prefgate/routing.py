@@ -132,6 +132,16 @@ def _failing(c: pl.DataFrame, failing_slices: pl.DataFrame, slices: Sequence[str
         pl.col("judge_id").cast(pl.String), pl.col("slice").cast(pl.String), pl.col("slice_value").cast(pl.String)
     ).unique()
     parts = []
+    overall = fs.filter(pl.col("slice") == "all").select("judge_id")
+    if overall.height:  # a judge that fails overall fails on every pair it labelled, whatever its slices
+        hits = c.select("pair_id", "judge_id").join(overall, on="judge_id", how="inner")
+        parts.append(
+            hits.select(
+                "pair_id",
+                pl.lit(-1, pl.Int64).alias("slice_rank"),
+                pl.lit(f"{FAILING_SLICE}:all=all").alias("reason"),
+            )
+        )
     for rank, s in enumerate(slices):
         fail = fs.filter(pl.col("slice") == s).select("judge_id", pl.col("slice_value").alias(s))
         if fail.height == 0:

@@ -271,3 +271,22 @@ def test_missing_slice_column_reads_unknown() -> None:
     c = frame([row("p1", "ensemble", "a", 0.9)]).drop("source")
     q = review_queue(c, FAILING.clear(), RoutingPolicy())
     assert q["source"].to_list() == ["unknown"] and q["reasons"].to_list() == [["random_audit"]]
+
+
+def test_judge_failing_overall_flags_every_pair_it_labelled() -> None:
+    cands = pl.DataFrame(
+        {
+            "pair_id": ["p1", "p2"],
+            "judge_id": ["j", "j"],
+            "choice": ["a", "b"],
+            "calibrated": [0.99, 0.99],
+            "position_consistent": [True, True],
+            "category": ["c1", "c2"],
+            "language": ["en", "en"],
+            "source": ["s", "s"],
+        }
+    )
+    failing = pl.DataFrame({"judge_id": ["j"], "slice": ["all"], "slice_value": ["all"], "reason": ["kappa low"]})
+    q = review_queue(cands, failing, RoutingPolicy(audit_share=0.0, audit_min_per_slice=0))
+    assert sorted(q["pair_id"].to_list()) == ["p1", "p2"]
+    assert all("failing_slice:all=all" in r for r in q["reasons"].to_list())
