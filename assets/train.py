@@ -153,10 +153,10 @@ def dpo_policy(
 class EvalConfig(dg.Config):
     """Sizes of the evaluation samples (CPU defaults; raise them on a GPU) and the judge of the win rate."""
 
-    hh_rlhf_pairs: int = 40
-    xstest_prompts_per_class: int = 8
-    win_rate_prompts: int = 6
-    max_new_tokens: int = 40
+    hh_rlhf_pairs: int = 24
+    xstest_prompts_per_class: int = 6
+    win_rate_prompts: int = 4
+    max_new_tokens: int = 32
     judge: str = "smollm2-pairwise"
 
 
@@ -171,28 +171,33 @@ def model_eval(
 ) -> dg.MaterializeResult:
     """Reward accuracy (held-out human split per category, HH-RLHF test pairs), policy refusal and over-refusal on
     XSTest vs the reference, policy win rate (raw and length-controlled) judged in both orders; regression check."""
-    from prefgate.evaluation import EvalInputs, evaluate_models
+    from prefgate.evaluation import EvalInputs, evaluate_models, load_report, save_report
 
     rm = _latest(context, "reward_model", "model_dir")
     policy_dir = _latest(context, "dpo_policy", "model_dir")
     if rm is None or policy_dir is None:
         raise dg.Failure("model_eval needs materialized reward_model and dpo_policy")
-    report = evaluate_models(
-        EvalInputs(
-            reward_model_dir=Path(rm),
-            policy_dir=Path(policy_dir),
-            preference_set=preference_set,
-            response_pairs=response_pairs,
-            eval_prompts=eval_prompts,
-            hh_rlhf_pairs=config.hh_rlhf_pairs,
-            xstest_per_class=config.xstest_prompts_per_class,
-            win_rate_prompts=config.win_rate_prompts,
-            max_new_tokens=config.max_new_tokens,
-            judge=config.judge,
-            judge_cache=prefgate.paths.judge_cache,
-        ),
-        log=context.log.info,
+    inputs = EvalInputs(
+        reward_model_dir=Path(rm),
+        policy_dir=Path(policy_dir),
+        preference_set=preference_set,
+        response_pairs=response_pairs,
+        eval_prompts=eval_prompts,
+        hh_rlhf_pairs=config.hh_rlhf_pairs,
+        xstest_per_class=config.xstest_prompts_per_class,
+        win_rate_prompts=config.win_rate_prompts,
+        max_new_tokens=config.max_new_tokens,
+        judge=config.judge,
+        judge_cache=prefgate.paths.judge_cache,
     )
+    cached = Path(policy_dir).parent / f"eval-{inputs.key()}.json"
+    report = load_report(cached)
+    reused = report is not None
+    if report is None:
+        report = evaluate_models(inputs, log=context.log.info)
+        save_report(report, cached)
+    else:
+        context.log.info(f"model_eval: same models, data and settings as {cached}: reusing its figures")
     previous = _latest_json(context, "model_eval", "headline")
     from prefgate.model_eval import regression_check
 
@@ -206,6 +211,7 @@ def model_eval(
             "win_rate": dg.MetadataValue.json(report.win_rate),
             "regressions": dg.MetadataValue.md("\n".join(f"- {m}" for m in regressions) or "none"),
             "regressed": bool(regressions),
+            "reused": reused,
             "reward_model_dir": dg.MetadataValue.path(rm),
             "policy_dir": dg.MetadataValue.path(policy_dir),
         }

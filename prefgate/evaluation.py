@@ -38,6 +38,25 @@ class EvalInputs:
     judge: str = "smollm2-pairwise"
     judge_cache: Path | None = None
     reference: str = "smollm2"
+    max_score_tokens: int = 512
+
+    def key(self) -> str:
+        """Content key of this evaluation: the models, the data it reads and the settings."""
+        from prefgate.export import frame_hash
+
+        data = [frame_hash(f) for f in (held_out_pairs(self.preference_set).sort("example_id"),)]
+        data += [str(self.response_pairs.height), str(self.eval_prompts.height)]
+        settings = [str(v) for v in (self.hh_rlhf_pairs, self.xstest_per_class, self.win_rate_prompts)]
+        settings += [str(self.max_new_tokens), str(self.max_score_tokens)]
+        return content_hash(
+            "eval-v1",
+            str(self.reward_model_dir),
+            str(self.policy_dir),
+            self.judge,
+            self.reference,
+            *data,
+            *settings,
+        )
 
 
 @dataclass(frozen=True)
@@ -132,11 +151,42 @@ def _win_rate(
     return out
 
 
+def save_report(report: EvalReport, path: Path) -> None:
+    """Write a report as JSON (tables as row lists) so an identical evaluation can be reused."""
+    import json
+
+    payload = {
+        "headline": report.headline,
+        "reward_accuracy": report.reward_accuracy.to_dicts(),
+        "hh_rlhf_accuracy": report.hh_rlhf_accuracy.to_dicts(),
+        "refusal": report.refusal.to_dicts(),
+        "win_rate": report.win_rate,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+
+
+def load_report(path: Path) -> EvalReport | None:
+    """A report saved by :func:`save_report`, or None."""
+    import json
+
+    if not path.exists():
+        return None
+    d = json.loads(path.read_text(encoding="utf-8"))
+    return EvalReport(
+        d["headline"],
+        pl.DataFrame(d["reward_accuracy"]),
+        pl.DataFrame(d["hh_rlhf_accuracy"]),
+        pl.DataFrame(d["refusal"]),
+        d["win_rate"],
+    )
+
+
 def evaluate_models(inputs: EvalInputs, log: Callable[[str], None] = print) -> EvalReport:
     """Every evaluation above; the headline holds the numbers :func:`prefgate.model_eval.regression_check` tracks."""
     from prefgate.model_eval import load_generator, refusal_rates, reward_accuracy, reward_model_scorer
 
-    score = reward_model_scorer(inputs.reward_model_dir)
+    score = reward_model_scorer(inputs.reward_model_dir, max_length=inputs.max_score_tokens)
     held = held_out_pairs(inputs.preference_set)
     log(f"reward model: scoring {held.height} held-out pairs")
     acc = reward_accuracy(None, held, batch_score_fn=score)
