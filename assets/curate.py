@@ -21,7 +21,7 @@ from prefgate.export import export_preference_set, frame_hash
 from prefgate.home import shared_cache_dir
 from prefgate.labelstudio import write_exports
 from prefgate.lineage.retraction import load_retractions
-from prefgate.lineage.store import build_manifest, provenance_rows, record_preference_set
+from prefgate.lineage.store import build_manifest, provenance_rows, record_preference_set, update_gates
 from prefgate.routing import review_queue as route_review
 from prefgate.set_audits import audit_summary, coverage, length_bias, over_refusal, sycophancy
 from prefgate.slices import pair_slices
@@ -332,6 +332,9 @@ def preference_set_export(
             "lineage": upstream,
         },
     )
+    if version:
+        with duckdb.connect(str(prefgate.paths.warehouse)) as con:
+            update_gates(con, str(version), {g["name"]: g for g in gates})
     licenses = yaml.safe_load(Path(prefgate.licenses_path).read_text(encoding="utf-8")) or {}
     card = dataset_card(preference_set, manifest, gates, licenses)
     (out / "README.md").write_text(card, encoding="utf-8")

@@ -48,10 +48,10 @@ def gated_export(
             metadata={"preference_set_hash": current},
         )
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    if manifest.get("content_hash") != current:
-        from assets.curate import latest_gate_results
+    from assets.curate import latest_gate_results
 
-        failed = [g for g in latest_gate_results(context.instance) if not g["passed"]]
+    failed = [g for g in latest_gate_results(context.instance) if not g["passed"]]
+    if failed or manifest.get("content_hash") != current:
         said = "; ".join(f"{g['name']}: {g['message']}" for g in failed) or "export pending"
         raise dg.Failure(
             f"preference_set version {current} has not passed its gates (the export holds "

@@ -93,6 +93,35 @@ def excluded_raters(quality: pl.DataFrame, policy: Policy) -> pl.DataFrame:
     )
 
 
+def source_groups(labels: pl.DataFrame) -> list[pl.DataFrame]:
+    """The labels split into groups of label sources that share no pair: one Dawid-Skene fit per group.
+
+    A fit shares its class prior and confusion estimates across everything it sees, so fitting unrelated sources
+    together lets a change in one (a rater retracted from a crowd) move posteriors in another (an expert panel).
+    Sources that label a common pair stay in one fit. Without a ``source`` column there is one group.
+    """
+    if "source" not in labels.columns or labels.height == 0:
+        return [labels]
+    links = labels.select("source", "pair_id").unique()
+    parent = {src: src for src in links["source"].unique().to_list()}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    shared = links.group_by("pair_id").agg(pl.col("source").unique().sort()).filter(pl.col("source").list.len() > 1)
+    for sources in shared["source"].to_list():
+        for other in sources[1:]:
+            a, b = find(sources[0]), find(other)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    group = pl.DataFrame({"source": list(parent), "_group": [find(s) for s in parent]})
+    tagged = labels.join(group, on="source", how="left")
+    return [g.drop("_group") for g in tagged.partition_by("_group", maintain_order=True)]
+
+
 def govern_consensus(labels: pl.DataFrame, excluded_raters: pl.DataFrame, policy: Policy) -> pl.DataFrame:
     """Consensus per pair by the policy's method, without the excluded raters' labels.
 
@@ -106,7 +135,9 @@ def govern_consensus(labels: pl.DataFrame, excluded_raters: pl.DataFrame, policy
     if kept.height == 0:
         base = majority_consensus(kept)
     elif method == "dawid_skene":
-        base = dawid_skene_consensus(kept)
+        base = pl.concat([dawid_skene_consensus(part) for part in source_groups(kept)], how="vertical_relaxed").sort(
+            "pair_id"
+        )
     else:
         base = majority_consensus(kept).with_columns(
             (pl.col("n_a") / pl.col("n_labels")).alias("p_a"),

@@ -272,11 +272,6 @@ def test_model_lineage_counts_equal_an_independent_query(run: LineageRun) -> Non
     assert code == 0 and f"{run.ps_v1.height} examples, {n_labels} labels" in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: no asset calls prefgate.lineage.store.update_gates, so lineage.versions.gates stays {} and "
-    "`lineage model` shows no gate results (issue 7: 'the gate results the model was trained under')",
-)
 def test_model_lineage_shows_the_gates_it_was_trained_under(run: LineageRun) -> None:
     gates = cli_json(run.home, "model", "model", run.model)["gates"]
     exported = json.loads((run.home.exports / "preference_set" / "gates.json").read_text(encoding="utf-8"))
@@ -331,12 +326,6 @@ def test_rows_without_the_rater_are_unchanged_under_majority(run: LineageRun) ->
         assert (joined[col] == joined[f"{col}_after"]).all(), col
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: govern_consensus fits one Dawid-Skene model over every label source at once "
-    "(prefgate/governance.py -> dawid_skene_consensus), so retracting one llmfao crowd worker re-weights, and "
-    "drops, mtbench/pandalm rows that share no rater or pair with them; fit per connected rater-pair component",
-)
 def test_rows_from_other_label_sources_are_unchanged_under_dawid_skene(run: LineageRun) -> None:
     source = run.human_labels.filter(pl.col("rater_id") == run.rater)["source"][0]
     same_source = run.human_labels.filter(pl.col("source") == source)["rater_id"].unique().implode()

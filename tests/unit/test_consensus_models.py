@@ -541,3 +541,35 @@ def test_bradley_terry_scores_from_consensus() -> None:
     assert soft["item"].to_list()[0] == "gpt"
     with pytest.raises(ValueError, match="no model-level comparisons"):
         bradley_terry_scores(consensus.filter(pl.col("pair_id") == P[3]), _pairs())
+
+
+def test_dawid_skene_fits_unrelated_sources_apart() -> None:
+    """Removing a rater from one source must not move the posteriors of a source that shares no pair with it."""
+    from prefgate.governance import govern_consensus, source_groups
+    from prefgate.policy import Policy
+
+    rows = []
+    for i in range(30):  # source "crowd": three raters, one noisy
+        for r, choice in (("c1", "a"), ("c2", "a" if i % 3 else "b"), ("c3", "b" if i % 2 else "a")):
+            rows.append(("crowd", f"p{i:03d}", f"crowd:{r}", choice))
+    for i in range(30):  # source "experts": two raters on other pairs
+        for r, choice in (("e1", "a" if i % 4 else "tie"), ("e2", "a" if i % 5 else "b")):
+            rows.append(("experts", f"q{i:03d}", f"experts:{r}", choice))
+    labels = pl.DataFrame(
+        {
+            "source": [r[0] for r in rows],
+            "pair_id": [r[1] for r in rows],
+            "rater_id": [r[2] for r in rows],
+            "choice": [r[3] for r in rows],
+            "label_id": [f"{k:016x}" for k in range(len(rows))],
+        }
+    )
+    assert len(source_groups(labels)) == 2
+    policy = Policy(version="t")
+    none = pl.DataFrame({"rater_id": []}, schema={"rater_id": pl.String})
+    full = govern_consensus(labels, none, policy)
+    less = govern_consensus(labels, pl.DataFrame({"rater_id": ["crowd:c3"]}), policy)
+    experts = pl.col("pair_id").str.starts_with("q")
+    a, b = full.filter(experts).sort("pair_id"), less.filter(experts).sort("pair_id")
+    assert a.select("p_a", "p_b", "p_tie", "verdict").equals(b.select("p_a", "p_b", "p_tie", "verdict"))
+    assert not full.filter(~experts).select("p_a").equals(less.filter(~experts).select("p_a"))
