@@ -20,6 +20,7 @@ from prefgate.curation import assemble_preference_set
 from prefgate.export import export_preference_set, frame_hash
 from prefgate.home import shared_cache_dir
 from prefgate.labelstudio import write_exports
+from prefgate.lineage.openlineage import emit_version, target_from_env
 from prefgate.lineage.retraction import load_retractions
 from prefgate.lineage.store import build_manifest, provenance_rows, record_preference_set, update_gates
 from prefgate.routing import review_queue as route_review
@@ -148,7 +149,11 @@ def preference_set(
         policy_version=policy.version,
         constitution_hashes=[h for hs in kept["constitution_hashes"].to_list() for h in hs],
         retractions=retractions.model_dump(mode="json"),
-        extra={"run_id": context.run.run_id, "content_hash": frame_hash(kept)},
+        extra={
+            "run_id": context.run.run_id,
+            "content_hash": frame_hash(kept),
+            "excluded_raters": sorted(set(human_consensus["excluded_rater_ids"].explode().drop_nulls().to_list())),
+        },
     )
     prov = provenance_rows(kept, human_labels, judge_labels, response_pairs)
     with duckdb.connect(str(prefgate.paths.warehouse)) as con:
@@ -160,7 +165,19 @@ def preference_set(
             run_id=context.run.run_id,
             retention=policy_retention(prefgate),
             response_pairs=response_pairs,
+            human_labels=human_labels,
+            judge_labels=judge_labels,
         )
+    emit_version(
+        "preference_set",
+        "preference_set",
+        version,
+        manifest,
+        context.run.run_id,
+        list(upstream),
+        {k: str(v) for k, v in kept.schema.items()},
+        target=target_from_env(),
+    )
     by = (
         kept.group_by("label_origin", "split")
         .len()

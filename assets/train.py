@@ -102,9 +102,34 @@ def _train(
         "metrics": {k: result.get(k) for k in ("first_loss", "final_loss", "global_step", "tokens_per_s")},
     }
     version = None
+    lineage_md: dict[str, dg.MetadataValue] = {}
     if parent:
+        from prefgate.lineage.queries import model_lineage
+
         with duckdb.connect(str(prefgate.paths.warehouse)) as con:
             version = record_model(con, name, parent, model_manifest, context.run.run_id)
+            lineage = model_lineage(con, version)
+        from prefgate.lineage.openlineage import emit_version, target_from_env
+
+        emit_version(
+            "model",
+            name,
+            version,
+            model_manifest,
+            context.run.run_id,
+            ["preference_set"],
+            None,
+            target=target_from_env(),
+        )
+        lineage_md = {
+            "lineage_totals": dg.MetadataValue.json(lineage["totals"]),
+            **{
+                f"lineage_by_{dim}": markdown_table(pl.DataFrame(lineage["counts"][dim]), 15)
+                for dim in ("label_origin", "rater", "judge", "prompt_source", "category")
+                if lineage["counts"].get(dim)
+            },
+            "trained_under_gates": dg.MetadataValue.json(lineage["gates"]),
+        }
     return dg.MaterializeResult(
         metadata={
             "model_dir": dg.MetadataValue.path(result["final_dir"]),
@@ -121,6 +146,7 @@ def _train(
             "final_loss": result.get("final_loss"),
             "wall_time_s": float(result["wall_time_s"]),
             "tokens_per_s": result.get("tokens_per_s"),
+            **lineage_md,
             "loss_curve": _image(plots.loss_curve(history, f"{name} loss"), f"{name} loss")
             if history
             else "no loss logged",

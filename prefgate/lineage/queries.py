@@ -251,6 +251,38 @@ def _version_rows(con: duckdb.DuckDBPyConnection, vid: str) -> pl.DataFrame:
     return pl.DataFrame(con.execute(f"SELECT {cols} FROM {R} WHERE version_id = ?", [vid]).arrow())
 
 
+def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [SCHEMA, name]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+Labeller = tuple[str | None, str | None]  # (rater_id, judge_id) of one label
+
+
+def _upstream_labels(con: duckdb.DuckDBPyConnection, vid: str) -> dict[str, dict[str, Labeller]] | None:
+    """The labels upstream of a version, per pair (label id -> labeller); None when the version recorded none."""
+    if not _table_exists(con, "labels"):
+        return None
+    rows = con.execute(
+        f"SELECT pair_id, label_id, rater_id, judge_id FROM {SCHEMA}.labels WHERE version_id = ?", [vid]
+    ).fetchall()
+    if not rows:
+        return None
+    out: dict[str, dict[str, Labeller]] = {}
+    for pair_id, label_id, rater_id, judge_id in rows:
+        out.setdefault(pair_id, {})[label_id] = (rater_id, judge_id)
+    return out
+
+
+def _blamed(manifest: dict[str, Any]) -> tuple[set[str], list[str]]:
+    """Raters a version's manifest retracts or its consensus excluded, and the judge ids / prefixes it retracts."""
+    retracted = manifest.get("retractions") or {}
+    raters = {r["id"] for r in retracted.get("raters", [])} | set(manifest.get("excluded_raters") or [])
+    return raters, [j["id"] for j in retracted.get("judges", [])]
+
+
 def _as_set_version(con: duckdb.DuckDBPyConnection, ref: str) -> tuple[Any, ...]:
     row = resolve_version(con, ref)
     return resolve_version(con, row[11], "preference_set") if row[2] == "model" else row
@@ -258,13 +290,17 @@ def _as_set_version(con: duckdb.DuckDBPyConnection, ref: str) -> tuple[Any, ...]
 
 def diff(con: duckdb.DuckDBPyConnection, v1: str, v2: str) -> dict[str, Any]:
     """Rows added, removed and flipped (chosen side changed) from ``v1`` to ``v2``, keyed by pair, each with the
-    reasons its provenance gives (:data:`REASONS`):
+    reasons its provenance gives (:data:`REASONS`). A rater is *blamed* in a version when its manifest retracts
+    it or lists it in ``excluded_raters``; a judge when its manifest retracts it (or a prefix of it).
 
     * ``pair removed upstream``: a removed pair absent from v2's upstream pairs (when v2 recorded them);
-    * ``rater excluded/retracted`` / ``judge gated out / retracted``: a label it lost came from a rater / judge
-      that v2's manifest retracts or that contributes no label at all to v2;
-    * ``labels removed``: a kept pair lost labels of raters / judges still active in v2;
-    * ``new labels``: the pair has labels in v2 it did not have in v1;
+    * ``rater excluded/retracted`` / ``judge gated out / retracted``: a label the row lost came from a rater /
+      judge blamed in v2 (a judge contributing no label at all to v2 counts as gated out); a label it gained, or
+      a label of a removed pair, came from one blamed in v1 only (reinstated); or a label of an added pair that
+      its row does not use came from one blamed in v2 only (a retracted / excluded dissent is gone);
+    * ``labels removed``: a label the row lost left v2's upstream, or (a kept row) came from a rater / judge not
+      blamed in v2; for a version recorded without its upstream labels, a lost label of a rater absent from v2;
+    * ``new labels``: the pair has labels in v2 that v1 did not have (upstream, when v1 recorded its labels);
     * ``policy change``: the two versions' policy hashes differ;
     * ``consensus re-estimated``: none of the above (same labels and policy, e.g. Dawid-Skene re-weighting).
     """
@@ -274,20 +310,32 @@ def diff(con: duckdb.DuckDBPyConnection, v1: str, v2: str) -> dict[str, Any]:
         if not info["retained"]:
             raise UnknownIdError(f"version {info['version_id']} has no rows (pruned by retention)")
     rows1, rows2 = _version_rows(con, a["version_id"]), _version_rows(con, b["version_id"])
-    manifest2 = json.loads(r2[12] or "{}")
-    retracted = manifest2.get("retractions") or {}
-    retracted_raters = {r["id"] for r in retracted.get("raters", [])}
-    retracted_judges = [j["id"] for j in retracted.get("judges", [])]
-    raters2 = set(rows2["rater_id"].drop_nulls().to_list())
+    raters1, judges_out1 = _blamed(json.loads(r1[12] or "{}"))
+    raters2, judges_out2 = _blamed(json.loads(r2[12] or "{}"))
+    present2 = set(rows2["rater_id"].drop_nulls().to_list())
     judges2 = set(rows2["judge_id"].drop_nulls().to_list())
     upstream2 = {
         r[0]
         for r in con.execute(f"SELECT pair_id FROM {SCHEMA}.pairs WHERE version_id = ?", [b["version_id"]]).fetchall()
     }
+    labels1, labels2 = _upstream_labels(con, a["version_id"]), _upstream_labels(con, b["version_id"])
     policy_changed = a["policy_hash"] != b["policy_hash"]
 
-    def per_pair(rows: pl.DataFrame) -> dict[str, tuple[str, str, dict[str, tuple[str | None, str | None]]]]:
-        out: dict[str, tuple[str, str, dict[str, tuple[str | None, str | None]]]] = {}
+    def judge_out(judge: str, prefixes: list[str]) -> bool:
+        return any(judge_matches(judge, p) for p in prefixes)
+
+    def blame_changed(rater: str | None, judge: str | None, *, either: bool) -> bool:
+        """Blamed in v1 and not in v2 (reinstated); with ``either``, also the other way round."""
+        if rater is not None:
+            before, after = rater in raters1, rater in raters2
+        elif judge is not None:
+            before, after = judge_out(judge, judges_out1), judge_out(judge, judges_out2)
+        else:
+            return False
+        return (before and not after) or (either and after and not before)
+
+    def per_pair(rows: pl.DataFrame) -> dict[str, tuple[str, str, dict[str, Labeller]]]:
+        out: dict[str, tuple[str, str, dict[str, Labeller]]] = {}
         for r in rows.iter_rows(named=True):
             entry = out.setdefault(r["pair_id"], (r["example_id"], r["chosen_side"], {}))
             if r["label_id"] is not None:
@@ -296,33 +344,47 @@ def diff(con: duckdb.DuckDBPyConnection, v1: str, v2: str) -> dict[str, Any]:
 
     p1, p2 = per_pair(rows1), per_pair(rows2)
 
-    def reasons(pair_id: str, removed: bool) -> list[str]:
+    def reasons(pair_id: str, kind: str) -> list[str]:
         l1 = p1[pair_id][2] if pair_id in p1 else {}
         l2 = p2[pair_id][2] if pair_id in p2 else {}
+        u1 = {**(labels1 or {}).get(pair_id, {}), **l1}  # every label v1 knew of for the pair
+        u2 = {**(labels2 or {}).get(pair_id, {}), **l2}
+        gone_upstream = kind != "removed" or pair_id in upstream2
         found: set[str] = set()
-        if removed and upstream2 and pair_id not in upstream2:
+        if kind == "removed" and upstream2 and pair_id not in upstream2:
             found.add("pair removed upstream")
         for label_id, (rater, judge) in l1.items():
             if label_id in l2:
                 continue
-            if rater is not None and (rater in retracted_raters or rater not in raters2):
-                found.add("rater excluded/retracted")
-            elif judge is not None and (any(judge_matches(judge, p) for p in retracted_judges) or judge not in judges2):
-                found.add("judge gated out / retracted")
-            elif not removed:
+            if labels2 is not None and gone_upstream and label_id not in labels2.get(pair_id, {}):
                 found.add("labels removed")
-        if set(l2) - set(l1):
+            elif rater is not None and rater in raters2:
+                found.add("rater excluded/retracted")
+            elif judge is not None and (judge_out(judge, judges_out2) or judge not in judges2):
+                found.add("judge gated out / retracted")
+            elif kind != "removed" or (labels2 is None and rater is not None and rater not in present2):
+                found.add("labels removed")  # without v2's upstream labels: a rater absent from v2 lost them
+        for label_id, (rater, judge) in {**u1, **u2}.items():
+            if label_id in l1 and label_id not in l2:
+                continue  # lost: above
+            if label_id in l2 and label_id not in u1:
+                continue  # new: below
+            # gained (a reinstated vote back) or silent in both rows: an added row whose dissent v2 retracts /
+            # excludes, a removed row whose dissent v2 reinstates
+            if blame_changed(rater, judge, either=kind == "added" and label_id not in l2):
+                found.add("rater excluded/retracted" if rater is not None else "judge gated out / retracted")
+        if set(l2 if labels1 is None else u2) - set(u1):  # without v1's upstream, only contributing labels
             found.add("new labels")
         if policy_changed:
             found.add("policy change")
         return [r for r in REASONS if r in found] or ["consensus re-estimated"]
 
     added = [
-        {"pair_id": p, "example_id": p2[p][0], "chosen_side": p2[p][1], "reasons": reasons(p, False)}
+        {"pair_id": p, "example_id": p2[p][0], "chosen_side": p2[p][1], "reasons": reasons(p, "added")}
         for p in sorted(set(p2) - set(p1))
     ]
     removed = [
-        {"pair_id": p, "example_id": p1[p][0], "chosen_side": p1[p][1], "reasons": reasons(p, True)}
+        {"pair_id": p, "example_id": p1[p][0], "chosen_side": p1[p][1], "reasons": reasons(p, "removed")}
         for p in sorted(set(p1) - set(p2))
     ]
     flipped = [
@@ -332,7 +394,7 @@ def diff(con: duckdb.DuckDBPyConnection, v1: str, v2: str) -> dict[str, Any]:
             "example_id_after": p2[p][0],
             "chosen_side_before": p1[p][1],
             "chosen_side_after": p2[p][1],
-            "reasons": reasons(p, False),
+            "reasons": reasons(p, "flipped"),
         }
         for p in sorted(set(p1) & set(p2))
         if p1[p][1] != p2[p][1]

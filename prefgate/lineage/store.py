@@ -1,5 +1,7 @@
 """Versioned lineage snapshots in the warehouse: one ``lineage.versions`` row per preference-set or model
-version, and ``lineage.rows``, one row per (example, contributing label) of every retained preference-set version.
+version, and ``lineage.rows``, one row per (example, contributing label) of every retained preference-set version;
+``lineage.pairs`` and ``lineage.labels`` hold the pairs and labels that existed upstream of a version, so a diff can
+tell a label that arrived or left upstream from one a retraction or an exclusion took out of consensus.
 
 A preference-set version's id is the content hash of the set plus its policy hash, so recording the same set
 twice is a no-op and a rerun that changes nothing adds nothing. A model version points at the preference-set
@@ -74,6 +76,10 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.rows (
     pair_source_line BIGINT, language VARCHAR, category VARCHAR, split VARCHAR, chosen_side VARCHAR
 );
 CREATE TABLE IF NOT EXISTS {SCHEMA}.pairs (version_id VARCHAR NOT NULL, pair_id VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.labels (
+    version_id VARCHAR NOT NULL, pair_id VARCHAR NOT NULL, label_id VARCHAR NOT NULL, rater_id VARCHAR,
+    judge_id VARCHAR
+);
 """
 
 
@@ -124,7 +130,10 @@ def build_manifest(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest of one version: upstream table hashes and row counts, policy and constitution hashes, the
-    gate results, the retractions in force and the code version. JSON-ready."""
+    gate results, the retractions in force and the code version, plus ``extra``. JSON-ready.
+
+    ``extra={"excluded_raters": [...]}`` (the rater ids the consensus left out) lets a diff blame a lost label on
+    its rater's exclusion."""
     return {
         "code_version": code_version_ or code_version(),
         "policy_hash": policy_hash,
@@ -257,6 +266,34 @@ def _insert_pairs(con: duckdb.DuckDBPyConnection, version_id: str, pair_ids: pl.
         con.unregister("_lineage_pairs")
 
 
+def upstream_labels(human_labels: pl.DataFrame | None, judge_labels: pl.DataFrame | None) -> pl.DataFrame:
+    """One row per upstream label: ``pair_id``, ``label_id`` and its ``rater_id`` (human) or ``judge_id``."""
+    empty = pl.lit(None, pl.String)
+    parts = [
+        frame.select(
+            pl.col("pair_id").cast(pl.String),
+            pl.col("label_id").cast(pl.String),
+            (pl.col("rater_id").cast(pl.String) if who == "rater_id" else empty).alias("rater_id"),
+            (pl.col("judge_id").cast(pl.String) if who == "judge_id" else empty).alias("judge_id"),
+        )
+        for frame, who in ((human_labels, "rater_id"), (judge_labels, "judge_id"))
+        if frame is not None
+    ]
+    schema = {c: pl.String for c in ("pair_id", "label_id", "rater_id", "judge_id")}
+    return pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=schema)
+
+
+def _insert_labels(con: duckdb.DuckDBPyConnection, version_id: str, labels: pl.DataFrame) -> None:
+    frame = labels.unique("label_id").sort("label_id").select(pl.lit(version_id).alias("version_id"), pl.all())
+    con.register("_lineage_labels", frame.to_arrow())
+    try:
+        con.execute(
+            f"INSERT INTO {SCHEMA}.labels SELECT version_id, pair_id, label_id, rater_id, judge_id FROM _lineage_labels"
+        )
+    finally:
+        con.unregister("_lineage_labels")
+
+
 def record_preference_set(
     con: duckdb.DuckDBPyConnection,
     preference_set: pl.DataFrame,
@@ -267,13 +304,17 @@ def record_preference_set(
     retention: int | None = None,
     name: str = "preference_set",
     response_pairs: pl.DataFrame | None = None,
+    human_labels: pl.DataFrame | None = None,
+    judge_labels: pl.DataFrame | None = None,
 ) -> str:
     """Record one preference-set version and its provenance rows; returns its version id.
 
     Idempotent: a set already recorded (same content, same policy) only gets its rows back if retention had
     pruned them. ``retention`` keeps the rows of the newest N preference-set versions (plus every version a
     model was trained on); ``None`` keeps all. ``response_pairs``, when given, records which pairs existed
-    upstream, so a diff can tell "pair removed upstream" apart from a pair the gates dropped.
+    upstream, so a diff can tell "pair removed upstream" apart from a pair the gates dropped. ``human_labels`` /
+    ``judge_labels`` (the upstream label tables, before retractions and exclusions) record which labels existed,
+    so a diff can tell "new labels" apart from a pair that changed because a rater was retracted or excluded.
     """
     ensure_schema(con)
     policy_hash = _policy_hash_of(preference_set, manifest)
@@ -305,9 +346,12 @@ def record_preference_set(
         if row is None or not row[0]:
             con.execute(f"DELETE FROM {SCHEMA}.rows WHERE version_id = ?", [version_id])
             con.execute(f"DELETE FROM {SCHEMA}.pairs WHERE version_id = ?", [version_id])
+            con.execute(f"DELETE FROM {SCHEMA}.labels WHERE version_id = ?", [version_id])
             _insert_rows(con, version_id, provenance)
             if response_pairs is not None:
                 _insert_pairs(con, version_id, response_pairs["pair_id"])
+            if human_labels is not None or judge_labels is not None:
+                _insert_labels(con, version_id, upstream_labels(human_labels, judge_labels))
             con.execute(f"UPDATE {SCHEMA}.versions SET retained = TRUE WHERE version_id = ?", [version_id])
         if retention is not None:
             apply_retention(con, retention, keep=version_id)
@@ -401,5 +445,6 @@ def apply_retention(con: duckdb.DuckDBPyConnection, keep_last: int, *, keep: str
     for vid in pruned:
         con.execute(f"DELETE FROM {SCHEMA}.rows WHERE version_id = ?", [vid])
         con.execute(f"DELETE FROM {SCHEMA}.pairs WHERE version_id = ?", [vid])
+        con.execute(f"DELETE FROM {SCHEMA}.labels WHERE version_id = ?", [vid])
         con.execute(f"UPDATE {SCHEMA}.versions SET retained = FALSE WHERE version_id = ?", [vid])
     return pruned

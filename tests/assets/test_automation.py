@@ -38,6 +38,9 @@ ASSETS = [
     "raw_prompts",
     "response_pairs",
     "review_queue",
+    "reward_model",
+    "dpo_policy",
+    "model_eval",
     "set_audit",
 ]
 CHECKS = [
@@ -58,7 +61,7 @@ def test_graph_snapshot(home: Home) -> None:
     """A change to the graph is always a visible diff here."""
     defs = build_definitions(home)
     graph = defs.resolve_asset_graph()
-    assert sorted(k.to_user_string() for k in graph.get_all_asset_keys()) == ASSETS
+    assert sorted(k.to_user_string() for k in graph.get_all_asset_keys()) == sorted(ASSETS)
     assert sorted(c.name for c in graph.asset_check_keys) == CHECKS
     from checks.preference_set import CHECKS as CHECK_DEFS
 
@@ -69,7 +72,7 @@ def test_graph_snapshot(home: Home) -> None:
         "alpha_at_least_min": True,
         "flagged_share_at_most_max": True,
     }
-    assert sorted(j.name for j in defs.jobs or []) == ["ingest_job", "labels_job", "refresh_job"]
+    assert sorted(j.name for j in defs.jobs or []) == ["ingest_job", "labels_job", "refresh_job", "train_job"]
     assert [(s.name, s.cron_schedule) for s in defs.schedules or []] == [("nightly_refresh", "0 2 * * *")]
     assert sorted(s.name for s in defs.sensors or []) == ["gated_export_automation", "landing_sensor"]
     partitioned = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).is_partitioned}

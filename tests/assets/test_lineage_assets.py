@@ -379,12 +379,6 @@ def test_diff_lists_exactly_the_changed_pairs(run: LineageRun, which: str) -> No
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: prefgate/lineage/queries.py diff(): a lost label counts as 'rater excluded/retracted' when its "
-    "rater is merely absent from v2 (`rater not in raters2`), so rows the retraction did not touch are blamed on "
-    "it; attribute only raters v2's manifest retracts or its consensus excluded",
-)
 def test_diff_blames_the_retraction_only_for_rows_that_involved_the_rater(run: LineageRun) -> None:
     result = cli_json(run.home, "diff", "diff", run.v1, run.v2)
     hit = set(run.ps_v1.filter(involved(run.rater))["pair_id"].to_list())
@@ -392,12 +386,6 @@ def test_diff_blames_the_retraction_only_for_rows_that_involved_the_rater(run: L
     assert blamed == hit & {r["pair_id"] for r in result["removed"] + result["flipped"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: prefgate/lineage/queries.py diff(): a pair added because the retracted rater's dissent is gone "
-    "is reported as 'new labels' although all its labels existed before (lineage.rows only knows labels of rows "
-    "in the set); record each version's upstream label ids (like lineage.pairs) and check the retractions",
-)
 def test_diff_explains_rows_added_by_a_retraction(run: LineageRun) -> None:
     result = cli_json(run.home, "diff", "diff", run.m1, run.m2)
     rated = set(run.human_labels.filter(pl.col("rater_id") == run.rater)["pair_id"].to_list())

@@ -3,10 +3,12 @@ in the same run (the blocking check stops the job) and in a later run (the train
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import pytest
 
 from pipelines.definitions import build_definitions
 from prefgate.home import Home
@@ -34,7 +36,11 @@ def _models(home: Home) -> set[Path]:
     return {p for p in root.iterdir()} if root.exists() else set()
 
 
-def test_failing_gate_leaves_no_new_model(sample_home: Home, sources_copy: Path) -> None:
+def test_failing_gate_leaves_no_new_model(
+    sample_home: Home, sources_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = tmp_path / "openlineage.jsonl"
+    monkeypatch.setenv("PREFGATE_OPENLINEAGE_FILE", str(events))
     defs = build_definitions(sample_home)
     instance = dg.DagsterInstance.ephemeral()
     ingest_everything(defs, instance, sample_home)
@@ -47,6 +53,10 @@ def test_failing_gate_leaves_no_new_model(sample_home: Home, sources_copy: Path)
     assert result.exists()
     assert next(iter(trained)).name.startswith(str(meta["reward_model"]["dataset_content_hash"].value)[:12])
     loss = meta["reward_model"]
+    # OpenLineage: START + COMPLETE for the preference-set version and for the model, in a file sink
+    lines = [json.loads(x) for x in events.read_text().splitlines()]
+    jobs = [(e["job"]["name"], e["eventType"]) for e in lines]
+    assert ("preference_set", "COMPLETE") in jobs and ("reward_model", "COMPLETE") in jobs, jobs
     assert loss["global_step"].value == 1 and loss["first_loss"].value is not None
 
     # plant contamination: the refresh fails its gates, and the export keeps the old version

@@ -7,6 +7,7 @@ label (and a gpt-4o judge on p6, outvoted by humans):
     p1: r1 a, r2 a, r3 a   -> a         p4: judges rules a, gpt-4 a -> a (judge row)
     p2: r1 a, r2 b, r3 b   -> b         p5: r1 b, r2 b               -> b
     p3: r1 a, r2 a, r3 b×3 -> b         p6: r1 a, r2 a               -> a (lands in batch 2 only)
+    p7: r1 a, r2 a, r3 b×2 -> tie, no row until r3 is retracted or excluded (only when named)
 """
 
 from __future__ import annotations
@@ -29,10 +30,19 @@ HUMAN = {
     "p3": [("r1", "a"), ("r2", "a"), ("r3", "b"), ("r3", "b"), ("r3", "b")],
     "p5": [("r1", "b"), ("r2", "b")],
     "p6": [("r1", "a"), ("r2", "a")],
+    "p7": [("r1", "a"), ("r2", "a"), ("r3", "b"), ("r3", "b")],
 }
 JUDGE = {"p4": [(RULES, "a", CONSTITUTION), (GPT4, "a", None)], "p6": [(GPT4O, "b", None)]}
-CATEGORY = {"p1": "coding", "p2": "coding", "p3": "writing", "p4": "writing", "p5": "math", "p6": "math"}
-SOURCE = {"p1": "hh-rlhf", "p2": "hh-rlhf", "p3": "mtbench", "p4": "mtbench", "p5": "pandalm", "p6": "pandalm"}
+CATEGORY = {"p1": "coding", "p2": "coding", "p3": "writing", "p4": "writing", "p5": "math", "p6": "math", "p7": "math"}
+SOURCE = {
+    "p1": "hh-rlhf",
+    "p2": "hh-rlhf",
+    "p3": "mtbench",
+    "p4": "mtbench",
+    "p5": "pandalm",
+    "p6": "pandalm",
+    "p7": "pandalm",
+}
 
 
 def response_pairs(names: list[str]) -> pl.DataFrame:

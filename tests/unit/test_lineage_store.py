@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +59,14 @@ def _record(
     min_labels: int = 2,
     retention: int | None = None,
     run_id: str = "run",
+    excluded: Sequence[str] = (),
+    upstream_labels: bool = True,
 ) -> tuple[str, pl.DataFrame]:
-    """The asset's sequence: retract, build the set, explode provenance, record."""
+    """The asset's sequence: retract, exclude raters from consensus, build the set, explode provenance, record
+    (with the upstream label tables unless ``upstream_labels`` is false, as versions recorded before them)."""
     retractions = retractions or RetractionPolicy()
     human_kept, judge_kept, _ = apply_retractions(human, judges, retractions)
+    human_kept = human_kept.filter(~pl.col("rater_id").is_in(list(excluded)))
     ps = data.preference_set(pairs, human_kept, judge_kept, policy_hash, min_labels)
     manifest = build_manifest(
         upstream={"human_labels": human, "judge_labels": judges, "response_pairs": pairs},
@@ -71,9 +75,13 @@ def _record(
         gates={"not_empty": {"passed": True}},
         retractions=retractions.model_dump(mode="json"),
         code_version_="test",
+        extra={"excluded_raters": sorted(excluded)},
     )
     prov = provenance_rows(ps, human, judges, pairs)
-    vid = record_preference_set(con, ps, prov, manifest, run_id=run_id, retention=retention, response_pairs=pairs)
+    labels = {"human_labels": human, "judge_labels": judges} if upstream_labels else {}
+    vid = record_preference_set(
+        con, ps, prov, manifest, run_id=run_id, retention=retention, response_pairs=pairs, **labels
+    )
     return vid, ps
 
 
@@ -259,6 +267,77 @@ def test_diff_names_a_policy_change(con: duckdb.DuckDBPyConnection) -> None:
     assert result["added"] == [] and result["flipped"] == []
 
 
+@pytest.mark.parametrize("case", ["retracted", "excluded", "deleted upstream", "absent, no upstream labels"])
+def test_diff_blames_only_raters_v2_retracts_or_excludes(con: duckdb.DuckDBPyConnection, case: str) -> None:
+    """r3 leaves v2 four ways; only a retraction or a recorded exclusion is blamed on the rater."""
+    pairs, human, judges = _frames(ALL)
+    with_labels = case != "absent, no upstream labels"
+    v1, _ = _record(con, pairs, human, judges, upstream_labels=with_labels)
+    without_r3 = human.filter(pl.col("rater_id") != "r3")
+    if case == "retracted":
+        retractions = RetractionPolicy(raters=[Retraction(id="r3", reason="spammer", at=AT)])
+        v2, _ = _record(con, pairs, human, judges, retractions=retractions)
+    elif case == "excluded":
+        v2, _ = _record(con, pairs, human, judges, excluded=["r3"])
+    else:
+        v2, _ = _record(con, pairs, without_r3, judges, upstream_labels=with_labels)
+    reason = "rater excluded/retracted" if case in ("retracted", "excluded") else "labels removed"
+    pid = data.pair_ids(pairs)
+    result = diff(con, v1, v2)
+    assert [(r["pair_id"], r["reasons"]) for r in result["removed"]] == [(pid["p2"], [reason])]
+    assert [(r["pair_id"], r["reasons"]) for r in result["flipped"]] == [(pid["p3"], [reason])]
+    assert result["added"] == []
+    assert result["summary"] == {"added": 0, "removed": 1, "flipped": 1, "unchanged": 3, "by_reason": {reason: 2}}
+
+
+@pytest.mark.parametrize("how", ["retracted", "excluded"])
+def test_diff_explains_rows_added_by_a_retraction(con: duckdb.DuckDBPyConnection, how: str) -> None:
+    """p7 ties 2:2 until r3's dissent goes: an addition without a new label, and back again a removal."""
+    pairs, human, judges = _frames([*ALL, "p7"])
+    v1, ps1 = _record(con, pairs, human, judges)
+    retractions = RetractionPolicy(raters=[Retraction(id="r3", reason="spammer", at=AT)])
+    if how == "retracted":
+        v2, ps2 = _record(con, pairs, human, judges, retractions=retractions)
+    else:
+        v2, ps2 = _record(con, pairs, human, judges, excluded=["r3"])
+    p7 = data.pair_ids(pairs)["p7"]
+    assert p7 not in ps1["pair_id"].to_list() and p7 in ps2["pair_id"].to_list()
+    forward = diff(con, v1, v2)
+    assert [(r["pair_id"], r["reasons"]) for r in forward["added"]] == [(p7, ["rater excluded/retracted"])]
+    back = diff(con, v2, v1)  # r3 reinstated: their dissent is back and p7 ties again
+    assert [(r["pair_id"], r["reasons"]) for r in back["removed"]] == [(p7, ["rater excluded/retracted"])]
+    assert sorted(r["reasons"] for r in back["added"] + back["flipped"]) == [["rater excluded/retracted"]] * 2
+
+
+def test_diff_without_upstream_labels_falls_back_to_new_labels(con: duckdb.DuckDBPyConnection) -> None:
+    """Versions recorded without the label tables: a pair the retraction added can only read as new labels."""
+    pairs, human, judges = _frames([*ALL, "p7"])
+    v1, _ = _record(con, pairs, human, judges, upstream_labels=False)
+    retractions = RetractionPolicy(raters=[Retraction(id="r3", reason="spammer", at=AT)])
+    v2, _ = _record(con, pairs, human, judges, retractions=retractions, upstream_labels=False)
+    p7 = data.pair_ids(pairs)["p7"]
+    assert [(r["pair_id"], r["reasons"]) for r in diff(con, v1, v2)["added"]] == [(p7, ["new labels"])]
+    assert con.execute("SELECT count(*) FROM lineage.labels").fetchone() == (0,)
+
+
+def test_upstream_labels_are_recorded_per_version(con: duckdb.DuckDBPyConnection) -> None:
+    pairs, human, judges = _frames(ALL)
+    v1, _ = _record(con, pairs, human, judges)
+    got = pl.DataFrame(
+        con.execute(
+            "SELECT pair_id, label_id, rater_id, judge_id FROM lineage.labels WHERE version_id = ?", [v1]
+        ).arrow()
+    ).sort("label_id")
+    want = pl.concat(
+        [
+            human.select("pair_id", "label_id", "rater_id", pl.lit(None, pl.String).alias("judge_id")),
+            judges.select("pair_id", "label_id", pl.lit(None, pl.String).alias("rater_id"), "judge_id"),
+        ]
+    ).sort("label_id")
+    assert got.height == human.height + judges.height == 15
+    assert got.equals(want)
+
+
 def test_example_chain_reaches_landing_files_and_lines(con: duckdb.DuckDBPyConnection) -> None:
     pairs, human, judges = _frames(ALL)
     v1, ps = _record(con, pairs, human, judges)
@@ -295,6 +374,8 @@ def test_retention_prunes_old_versions_but_keeps_model_referenced_ones(con: duck
     assert retained == {versions[0]: True, versions[1]: False, versions[2]: True, versions[3]: True}
     with_rows = {r[0] for r in con.execute("SELECT DISTINCT version_id FROM lineage.rows").fetchall()}
     assert with_rows == {versions[0], versions[2], versions[3]}
+    with_labels = {r[0] for r in con.execute("SELECT DISTINCT version_id FROM lineage.labels").fetchall()}
+    assert with_labels == with_rows
     assert {v["version_id"] for v in rater_impact(con, "r1")["preference_sets"]} == with_rows
     with pytest.raises(UnknownIdError, match="pruned"):
         diff(con, versions[1], versions[2])
