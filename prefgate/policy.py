@@ -141,7 +141,7 @@ class MergePolicy(_Strict):
         True, description="Let judge verdicts fill pairs without a confident human verdict, in passing slices."
     )
     min_calibrated_confidence: float = Field(
-        0.75, ge=0.0, le=1.0, description="Smallest calibrated P(humans agree) for a judge verdict to enter."
+        0.7, ge=0.0, le=1.0, description="Smallest calibrated P(humans agree) for a judge verdict to enter."
     )
     judge_weight: float = Field(
         0.5, ge=0.0, le=1.0, description="A judge row's weight is its calibrated probability times this."

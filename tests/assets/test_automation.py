@@ -144,6 +144,9 @@ def test_export_automation_waits_for_blocking_checks(sample_home: Home, contamin
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["no_eval_contamination"] is (not contaminate)
     evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
-    # only the export carries an automation condition: requested once its deps' blocking checks passed
-    assert evaluation.total_requested == (0 if contaminate else 1)
-    assert evaluation.get_num_requested(dg.AssetKey("preference_set_export")) == (0 if contaminate else 1)
+    # the export is requested once its deps' blocking checks passed, and with it the trainers and the
+    # evaluation downstream (same condition); nothing at all while a gate fails
+    downstream = ("preference_set_export", "reward_model", "dpo_policy", "model_eval")
+    assert evaluation.total_requested == (0 if contaminate else len(downstream))
+    for key in downstream:
+        assert evaluation.get_num_requested(dg.AssetKey(key)) == (0 if contaminate else 1), key
