@@ -132,7 +132,13 @@ def run_training(
     manifest: dict[str, Any],
 ) -> TrainResult:
     """Train (resuming from the newest checkpoint when ``resume``), save ``final/``, the card, curve and result."""
+    from transformers.trainer_callback import PrinterCallback
+
     from prefgate.plots import loss_curve
+
+    # With tqdm off, transformers prints every log dict to stdout; the losses are kept in the log history (and the
+    # loss curve, the result and the asset's metadata) instead of flooding the run's console.
+    trainer.remove_callback(PrinterCallback)
 
     checkpoint = last_checkpoint(output_dir) if resume else None
     start_step = _checkpoint_step(checkpoint)
