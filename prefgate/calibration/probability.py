@@ -164,11 +164,14 @@ _KINDS = 3  # rows of the agreement sums: all labels, strict verdicts without a 
 
 def _kind_sums(agree: FloatArray, strict_unscored: BoolArray, tie: BoolArray, fold: IntArray, k: int) -> FloatArray:
     """Agreement counts and label counts per kind (rows: all, strict unscored, tie) and fold: shape (2, 3, k).
-    Sums of 0/1 values are exact, so subtracting a fold's column from the total is exact too."""
-    out = np.zeros((2, _KINDS, k), dtype=np.float64)
-    for i, mask in enumerate((np.ones(agree.size, dtype=bool), strict_unscored, tie)):
-        out[0, i] = np.bincount(fold[mask], weights=agree[mask], minlength=k)
-        out[1, i] = np.bincount(fold[mask], minlength=k)
+    Sums of 0/1 values are exact, so subtracting a fold's column from the total is exact too. The two masks are
+    disjoint (a tie verdict has no confidence), so one bincount per sum over a 3-way kind code does."""
+    code = (strict_unscored.astype(np.intp) + 2 * tie.astype(np.intp)) * k + fold
+    by_kind = np.stack([np.bincount(code, weights=agree, minlength=3 * k), np.bincount(code, minlength=3 * k)])
+    by_kind = by_kind.reshape(2, 3, k)
+    out = np.empty((2, _KINDS, k), dtype=np.float64)
+    out[:, 0] = by_kind.sum(axis=1)
+    out[:, 1:] = by_kind[:, 1:]
     return out
 
 
@@ -334,9 +337,8 @@ def fit_calibration(
     df = validate_overlap(overlap)
     k = max(int(folds), 1)
     judge_names, judge_code = dense_codes(df["judge_id"])
-    tie_all = (df["choice"] == "tie").to_numpy()
     cols = df.select(
-        (pl.col("choice") == pl.col("human")).cast(pl.Float64).alias("agree"),
+        (pl.col("choice") == pl.col("human")).alias("agree"),
         pl.when(pl.col("choice") == "a")
         .then(pl.col("probability_a"))
         .when(pl.col("choice") == "b")
@@ -344,41 +346,49 @@ def fit_calibration(
         .otherwise(None)
         .fill_null(float("nan"))
         .alias("confidence"),
-        (pl.col("pair_id").hash(seed=seed) % k).cast(pl.Int64).alias("fold"),
+        (pl.col("pair_id").hash(seed=seed) % k).cast(pl.Int16).alias("fold"),
+        (pl.col("choice") == "tie").alias("tie"),
     )
     conf_all = cols["confidence"].to_numpy().astype(np.float64, copy=False)
-    agree_all = cols["agree"].to_numpy().astype(np.float64, copy=False)
+    agree_all = cols["agree"].to_numpy()  # narrow dtypes (bool / int16): the per-judge gather moves fewer bytes
     fold_all = cols["fold"].to_numpy()
-    # rows grouped by judge (radix sort on the judge code), then scored rows by confidence within each judge
+    tie_all = cols["tie"].to_numpy()
+    # rows grouped by judge once (radix sort on the judge code); each judge is then a contiguous slice, and its
+    # scored rows are sorted by confidence within that slice
     by_judge = np.argsort(judge_code.astype(np.uint16) if len(judge_names) < 2**16 else judge_code, kind="stable")
-    bounds = np.searchsorted(judge_code[by_judge], np.arange(len(judge_names) + 1))
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(judge_code, minlength=len(judge_names)))])
+    conf_s, agree_s, fold_s, tie_s = conf_all[by_judge], agree_all[by_judge], fold_all[by_judge], tie_all[by_judge]
     judges: dict[str, JudgeCalibration] = {}
-    oof_all = np.full(df.height, np.nan)
-    raw_all = np.full(df.height, np.nan)
+    oof_s = np.full(df.height, np.nan)
+    fallback = np.full((len(judge_names), 2), 0.5)  # per judge: strict fallback, tie fallback
     for j, judge_id in enumerate(judge_names):
-        rows = by_judge[bounds[j] : bounds[j + 1]]
-        conf, agree, fold, tie = conf_all[rows], agree_all[rows], fold_all[rows], tie_all[rows]
+        lo, hi = int(bounds[j]), int(bounds[j + 1])
+        conf, fold, tie = conf_s[lo:hi], fold_s[lo:hi].astype(np.intp), tie_s[lo:hi]
+        agree = agree_s[lo:hi].astype(np.float64)
         unscored_mask = np.isnan(conf)
-        order = np.argsort(np.where(unscored_mask, np.inf, conf), kind="stable")
-        n_scored = int((~unscored_mask).sum())
-        scored = order[:n_scored]
+        scored_idx = np.flatnonzero(~unscored_mask)
+        scored = scored_idx[np.argsort(conf[scored_idx])]  # ties in x are pooled, so their order is immaterial
         xs, ys, fs = conf[scored], agree[scored], fold[scored]
         sums = _kind_sums(agree, unscored_mask & ~tie, tie, fold, k)
         total = sums.sum(axis=2)
-        oof = np.full(conf.size, np.nan)
+        oof = oof_s[lo:hi]
         if k >= 2:
+            n_fold = sums[1, 0]  # labels per fold
             for f in range(k):
-                test = fold == f
-                if not test.any() or test.all():
+                if n_fold[f] == 0 or n_fold[f] == conf.size:
                     continue
+                test = fold == f
                 train = fs != f
                 fb = _fallbacks(total - sums[:, :, f])  # constants without the held-out fold, per kind
-                fitted = _fit_one(judge_id, method, xs[train], ys[train], fb, int((~test).sum()))
+                fitted = _fit_one(judge_id, method, xs[train], ys[train], fb, int(conf.size - n_fold[f]))
                 oof[test] = fitted.predict(conf[test], tie[test])
         cal = _fit_one(judge_id, method, xs, ys, _fallbacks(total), conf.size)
         judges[judge_id] = replace(cal, metrics=_metrics(conf, agree, oof) if k >= 2 else {})
-        oof_all[rows] = oof
-        raw_all[rows] = np.where(unscored_mask, np.where(tie, cal.fallback_tie, cal.fallback), conf)
+        fallback[j] = cal.fallback, cal.fallback_tie
+    oof_all = np.empty(df.height)
+    oof_all[by_judge] = oof_s
+    unscored_all = np.isnan(conf_all)
+    raw_all = np.where(unscored_all, fallback.ravel()[judge_code * 2 + tie_all], conf_all)
     oof_frame = pl.DataFrame(
         {
             "row": np.arange(df.height, dtype=np.int64),
@@ -386,8 +396,8 @@ def fit_calibration(
             "confidence": conf_all,
             "raw": raw_all,
             "calibrated": oof_all,
-            "agree": agree_all,
-            "fold": fold_all,
+            "agree": cols["agree"].cast(pl.Float64),
+            "fold": cols["fold"].cast(pl.Int64),
         }
     ).with_columns(pl.col("confidence", "calibrated").fill_nan(None))
     return CalibrationMap(method=method, judges=judges, folds=k, seed=seed, oof=oof_frame if k >= 2 else None)

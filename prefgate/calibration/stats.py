@@ -126,14 +126,12 @@ def logistic_fit_segments(
         b0 = np.where(np.isfinite(init[0]), init[0], 0.0)
         b1 = np.where(np.isfinite(init[1]), init[1], 0.0)
     converged = ~ok
-    seg = np.repeat(np.arange(n_seg, dtype=np.intp), sizes)
-    p = np.empty(n_rows)  # preallocated buffers: in-place passes avoid page-faulting fresh arrays every iteration
-    tmp = np.empty(n_rows)
+    tmp = np.empty(n_rows)  # preallocated buffer: in-place passes avoid page-faulting fresh arrays every iteration
     step_tol = np.sqrt(tol)
     for _ in range(max_iter):
-        np.take(b0[seg_group], seg, out=p)
-        np.take(b1[seg_group], seg, out=tmp)
-        tmp *= x
+        # per-row coefficients by repeating each segment's value (cheaper than gathering through a row index)
+        np.multiply(np.repeat(b1[seg_group], sizes), x, out=tmp)
+        p = np.repeat(b0[seg_group], sizes)
         p += tmp  # eta
         np.negative(p, out=p)
         with np.errstate(over="ignore"):  # exp overflow -> inf -> p = 0, the right limit
