@@ -1,5 +1,7 @@
-"""Shared metadata helpers for ingest assets: counts that reconcile, and small Markdown tables."""
+"""Shared metadata helpers for assets: counts that reconcile, small Markdown tables, inline images, and reading
+another asset's latest materialization metadata."""
 
+import base64
 from typing import Any
 
 import dagster as dg
@@ -20,6 +22,20 @@ def markdown_table(df: pl.DataFrame, limit: int = 20) -> dg.MetadataValue:
     if df.height > limit:
         lines.append(f"\n…{df.height - limit} more rows")
     return dg.MetadataValue.md("\n".join(lines))
+
+
+def image(png: bytes, title: str) -> dg.MetadataValue:
+    """A PNG inlined as Markdown, so the catalog page shows the plot itself."""
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def latest_metadata(instance: dg.DagsterInstance, asset: str, key: str) -> Any:
+    """The raw value of metadata ``key`` on ``asset``'s latest materialization; None if there is none."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get(key)
+    return None if value is None else getattr(value, "value", value)
 
 
 def ingest_metadata(built: Built, landed: LandedBatch, quarantine: pl.DataFrame) -> dict[str, Any]:

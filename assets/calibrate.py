@@ -5,13 +5,12 @@ slice) and ``judge_verdicts`` (one verdict per judge and pair, with its calibrat
 merge and the review queue read.
 """
 
-import base64
 import json
 
 import dagster as dg
 import polars as pl
 
-from assets._meta import markdown_table
+from assets._meta import image, markdown_table
 from pipelines.resources import PrefgateResource
 from prefgate.calibration import (
     ENSEMBLE_ID,
@@ -29,10 +28,6 @@ from prefgate.policy import CalibrationPolicy
 from prefgate.slices import pair_slices
 
 GROUP = "audit"
-
-
-def _image(png: bytes, title: str) -> dg.MetadataValue:
-    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 def both_orders_known(labels: pl.DataFrame, cal: CalibrationPolicy) -> pl.DataFrame:
@@ -115,12 +110,14 @@ def judge_calibration(
     pairs = pair_slices(response_pairs)
     overlap = build_overlap(judge_kept, human_consensus, pairs, slices)
     # The ensemble combines the judges that pass their overall gate: a failing judge would only add noise.
-    first = judge_slice_gates(calibration_table(overlap, slices), policy.gates)
-    passing = first.filter((pl.col("slice") == "all") & pl.col("passed"))["judge_id"].to_list()
-    if len(passing) >= 2:
-        overlap = pl.concat([overlap, ensemble_rows(overlap, passing)], how="diagonal_relaxed")
+    # Rows are per (judge, slice), so the ensemble's rows are computed on its own overlap and appended.
     table = calibration_table(overlap, slices)
     gated = judge_slice_gates(table, policy.gates)
+    passing = gated.filter((pl.col("slice") == "all") & pl.col("passed"))["judge_id"].to_list()
+    if len(passing) >= 2:
+        ensemble = ensemble_rows(overlap, passing)
+        overlap = pl.concat([overlap, ensemble], how="diagonal_relaxed")
+        gated = pl.concat([gated, judge_slice_gates(calibration_table(ensemble, slices), policy.gates)])
     cal = policy.calibration
     cmap = fit_calibration(overlap, method=cal.method, folds=cal.folds, seed=0)
     maps_path = prefgate.paths.root / "calibration" / "maps.json"
@@ -170,10 +167,10 @@ def judge_calibration(
     oof = cmap.oof if cmap.oof is not None else pl.DataFrame()
     plot_md: dict[str, dg.MetadataValue] = {}
     if oof.height:
-        plot_md["reliability_before"] = _image(
+        plot_md["reliability_before"] = image(
             reliability_plot(reliability_bins(oof, prediction="raw")), "reliability before calibration"
         )
-        plot_md["reliability_after"] = _image(
+        plot_md["reliability_after"] = image(
             reliability_plot(reliability_bins(oof, prediction="calibrated")), "reliability after calibration (OOF)"
         )
     yield dg.Output(

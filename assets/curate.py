@@ -12,7 +12,7 @@ import duckdb
 import polars as pl
 import yaml
 
-from assets._meta import markdown_table
+from assets._meta import latest_metadata, markdown_table
 from pipelines.resources import PrefgateResource
 from prefgate.card import dataset_card
 from prefgate.curate_prompts import audit_prompts, curate_rows
@@ -333,10 +333,8 @@ def preference_set_export(
     """Parquet file, HuggingFace datasets folder, manifest and dataset card of the gated preference set."""
     policy = prefgate.policy()
     out = prefgate.paths.exports / "preference_set"
-    event = context.instance.get_latest_materialization_event(dg.AssetKey("preference_set"))
-    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
-    upstream = meta["manifest"].value if "manifest" in meta else {}
-    version = meta["lineage_version"].value if "lineage_version" in meta else None
+    upstream = latest_metadata(context.instance, "preference_set", "manifest") or {}
+    version = latest_metadata(context.instance, "preference_set", "lineage_version")
     gates = latest_gate_results(context.instance)
     manifest = export_preference_set(
         preference_set,

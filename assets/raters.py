@@ -1,11 +1,9 @@
 """Rater governance: one audit pass yields rater_quality and rater_drift, with blocking agreement gates."""
 
-import base64
-
 import dagster as dg
 import polars as pl
 
-from assets._meta import markdown_table
+from assets._meta import image, markdown_table
 from pipelines.resources import PrefgateResource
 from prefgate import plots
 from prefgate.agreement import AgreementReport
@@ -19,10 +17,6 @@ def _interval(rep: AgreementReport) -> str:
     if rep.alpha_low is None or rep.alpha_high is None:
         return rep.alpha_reason or "not computed"
     return f"[{rep.alpha_low:.3f}, {rep.alpha_high:.3f}] ({rep.ci_level:.0%}, {rep.n_boot} resamples)"
-
-
-def _image(png: bytes, title: str) -> dg.MetadataValue:
-    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 @dg.multi_asset(
@@ -80,7 +74,7 @@ def rater_audit(context: dg.AssetExecutionContext, prefgate: PrefgateResource, h
                 audit.excluded_raters.with_columns(pl.col("reasons").list.join(","))
             ),
             "worst_raters": markdown_table(worst),
-            "agreement_distribution": _image(plots.agreement_histogram(q), "per-rater agreement"),
+            "agreement_distribution": image(plots.agreement_histogram(q), "per-rater agreement"),
         },
     )
     daily = audit.drift.rater_daily.join(
@@ -94,11 +88,11 @@ def rater_audit(context: dg.AssetExecutionContext, prefgate: PrefgateResource, h
             "change_points": markdown_table(audit.drift.change_points),
             "population_drift": markdown_table(audit.drift.population_daily),
             "population_changes": markdown_table(audit.drift.population_changes),
-            "drift_of_flagged_raters": _image(
+            "drift_of_flagged_raters": image(
                 plots.drift_chart(audit.drift.rater_daily, flagged["rater_id"].to_list()),
                 "daily agreement of flagged raters",
             ),
-            "rater_day_heatmap": _image(plots.rater_day_heatmap(audit.drift.rater_daily), "rater x day agreement"),
+            "rater_day_heatmap": image(plots.rater_day_heatmap(audit.drift.rater_daily), "rater x day agreement"),
         },
     )
     cfg = policy.agreement

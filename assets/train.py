@@ -6,7 +6,6 @@ the export and everything downstream; across runs, a trainer refuses a set whose
 materialization on the same data reuses it, and an interrupted one resumes from its last checkpoint.
 """
 
-import base64
 import hashlib
 import json
 from pathlib import Path
@@ -16,7 +15,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from assets._meta import markdown_table
+from assets._meta import image, latest_metadata, markdown_table
 from pipelines.resources import PROJECT_ROOT, PrefgateResource
 from prefgate.export import sorted_hash
 from prefgate.lineage.store import record_model
@@ -29,10 +28,6 @@ class TrainAssetConfig(dg.Config):
     """Which trainer config to use (trainers/configs/*.yaml; fields documented in trainers/config.py)."""
 
     config_file: str = ""
-
-
-def _image(png: bytes, title: str) -> dg.MetadataValue:
-    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
 def gated_export(
@@ -147,7 +142,7 @@ def _train(
             "wall_time_s": float(result["wall_time_s"]),
             "tokens_per_s": result.get("tokens_per_s"),
             **lineage_md,
-            "loss_curve": _image(plots.loss_curve(history, f"{name} loss"), f"{name} loss")
+            "loss_curve": image(plots.loss_curve(history, f"{name} loss"), f"{name} loss")
             if history
             else "no loss logged",
         }
@@ -199,8 +194,8 @@ def model_eval(
     XSTest vs the reference, policy win rate (raw and length-controlled) judged in both orders; regression check."""
     from prefgate.evaluation import EvalInputs, evaluate_models, load_report, save_report
 
-    rm = _latest(context, "reward_model", "model_dir")
-    policy_dir = _latest(context, "dpo_policy", "model_dir")
+    rm = latest_metadata(context.instance, "reward_model", "model_dir")
+    policy_dir = latest_metadata(context.instance, "dpo_policy", "model_dir")
     if rm is None or policy_dir is None:
         raise dg.Failure("model_eval needs materialized reward_model and dpo_policy")
     inputs = EvalInputs(
@@ -224,7 +219,8 @@ def model_eval(
         save_report(report, cached)
     else:
         context.log.info(f"model_eval: same models, data and settings as {cached}: reusing its figures")
-    previous = _latest_json(context, "model_eval", "headline")
+    previous = latest_metadata(context.instance, "model_eval", "headline")
+    previous = previous if isinstance(previous, dict) else None
     from prefgate.model_eval import regression_check
 
     regressions = regression_check(report.headline, previous)
@@ -242,20 +238,3 @@ def model_eval(
             "policy_dir": dg.MetadataValue.path(policy_dir),
         }
     )
-
-
-def _latest(context: dg.AssetExecutionContext, asset: str, key: str) -> str | None:
-    event = context.instance.get_latest_materialization_event(dg.AssetKey(asset))
-    if event is None or event.asset_materialization is None:
-        return None
-    value = event.asset_materialization.metadata.get(key)
-    return None if value is None else str(getattr(value, "value", value))
-
-
-def _latest_json(context: dg.AssetExecutionContext, asset: str, key: str) -> dict[str, Any] | None:
-    event = context.instance.get_latest_materialization_event(dg.AssetKey(asset))
-    if event is None or event.asset_materialization is None:
-        return None
-    value = event.asset_materialization.metadata.get(key)
-    raw = getattr(value, "value", None)
-    return raw if isinstance(raw, dict) else None

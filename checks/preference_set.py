@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 from pandera.errors import SchemaErrors
 
-from assets._meta import markdown_table
+from assets._meta import latest_metadata, markdown_table
 from pipelines.resources import PrefgateResource
 from prefgate import schemas
 from prefgate.curation import contaminated
@@ -171,7 +171,8 @@ def governance_gates(
     from prefgate.gate_inputs import gate_inputs
 
     policy = prefgate.policy()
-    alpha = _latest_metadata_float(context, "rater_quality", "alpha")
+    raw_alpha = latest_metadata(context.instance, "rater_quality", "alpha")
+    alpha = float(raw_alpha) if isinstance(raw_alpha, int | float) else None
     inputs = gate_inputs(
         preference_set, judge_calibration, contamination_matches, response_pairs, alpha, policy, eval_prompts
     )
@@ -187,15 +188,6 @@ def governance_gates(
             **{f"gate/{r.name}": dg.MetadataValue.json({"passed": r.passed, "message": r.message}) for r in results},
         },
     )
-
-
-def _latest_metadata_float(context: dg.AssetCheckExecutionContext, asset: str, key: str) -> float | None:
-    event = context.instance.get_latest_materialization_event(dg.AssetKey(asset))
-    if event is None or event.asset_materialization is None:
-        return None
-    value = event.asset_materialization.metadata.get(key)
-    raw = getattr(value, "value", None)
-    return float(raw) if isinstance(raw, int | float) else None
 
 
 CHECKS.append(governance_gates)

@@ -29,21 +29,20 @@ GenerateFn = Callable[[Sequence[str]], list[str]]
 Classifier = Callable[[pl.Series], pl.Series]
 
 ALL = "all"  # the category label of the overall row
-Z95 = 1.959963984540054
 
 
 # --------------------------------------------------------------------------------------------------- intervals
 
 
-def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion ``successes / n`` (``(nan, nan)`` when n == 0)."""
+def wilson_interval(successes: float, n: int) -> tuple[float, float]:
+    """Wilson 95% interval for ``successes / n`` (``(nan, nan)`` when n == 0): the scalar form of
+    :func:`prefgate.calibration.stats.wilson_interval`."""
+    from prefgate.calibration.stats import wilson_interval as wilson
+
     if n <= 0:
         return math.nan, math.nan
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo, hi = wilson(successes, n)
+    return float(lo), float(hi)
 
 
 def _rate_row(successes: float, n: int) -> dict[str, float]:
