@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from prefgate.degenerate import degenerate_pairs
 from prefgate.gates import pii_rows
 from prefgate.langid import detect_languages
-from prefgate.neardup import exact_duplicates, near_duplicates
+from prefgate.neardup import components, exact_duplicates, near_duplicates
 from prefgate.policy import CurationPolicy, Policy
 from prefgate.quotas import balanced_sample
 
@@ -35,28 +36,21 @@ DROP_COLUMNS = ["example_id", "pair_id", "prompt_id", "label_origin", "split", "
 
 def _groups(ids: list[str], edges: list[tuple[str, str, str]]) -> pl.DataFrame:
     """Connected components of the duplicate edges: (prompt_id, group_id = smallest id, duplicate_method)."""
-    parent = {i: i for i in ids}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    order = sorted(ids)
+    index = {x: i for i, x in enumerate(order)}
+    kept = [(a, b, how) for a, b, how in edges if a in index and b in index]
+    left = np.array([index[a] for a, _, _ in kept], dtype=np.int64)
+    right = np.array([index[b] for _, b, _ in kept], dtype=np.int64)
+    label = components(len(order), left, right)
+    group = {x: order[int(label[i])] for i, x in enumerate(order)}
     method: dict[str, str] = {}
-    for a, b, how in edges:
-        if a not in parent or b not in parent:
-            continue
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            lo, hi = sorted((ra, rb))
-            parent[hi] = lo
+    for a, b, how in kept:
         method.setdefault(a, how)
         method.setdefault(b, how)
     return pl.DataFrame(
         {
             "prompt_id": ids,
-            "group_id": [find(i) for i in ids],
+            "group_id": [group[i] for i in ids],
             "duplicate_method": [method.get(i) for i in ids],
         },
         schema={"prompt_id": pl.String, "group_id": pl.String, "duplicate_method": pl.String},

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from prefgate.neardup import components
+
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
@@ -160,15 +162,6 @@ def _linked_pairs(vecs: Matrix, threshold: float, block_size: int | None) -> Ite
         yield from zip((i + start).tolist(), (j + start).tolist(), strict=True)
 
 
-def _find(parent: NDArray[np.int64], x: int) -> int:
-    root = x
-    while parent[root] != root:
-        root = int(parent[root])
-    while parent[x] != root:  # path compression
-        parent[x], x = root, int(parent[x])
-    return root
-
-
 def embedding_near_duplicates(
     ids: Sequence[str] | pl.Series,
     texts: Sequence[str] | pl.Series,
@@ -180,10 +173,11 @@ def embedding_near_duplicates(
 ) -> pl.DataFrame:
     """Rows ``id, duplicate_of, cosine`` for every text in a group of semantic near-duplicates but its representative.
 
-    Two texts are linked when their cosine is at least ``threshold``; groups are the connected components (union-
-    find), so a chain a~b~c groups a and c even when their own cosine is lower. The representative is the smallest
-    id of its group; ``cosine`` is each member's similarity to that representative (so it can fall below the
-    threshold in a chain). Products are taken ``block_size`` rows at a time (by default as many as fit 128 MiB).
+    Two texts are linked when their cosine is at least ``threshold``; groups are the connected components
+    (:func:`prefgate.neardup.components`), so a chain a~b~c groups a and c even when their own cosine is lower.
+    The representative is the smallest id of its group; ``cosine`` is each member's similarity to that
+    representative (so it can fall below the threshold in a chain). Products are taken ``block_size`` rows at a
+    time (by default as many as fit 128 MiB).
     """
     id_list = [str(x) for x in (ids.to_list() if isinstance(ids, pl.Series) else ids)]
     vecs = embed(texts, cache_dir=cache_dir) if embeddings is None else np.asarray(embeddings, dtype=np.float32)
@@ -191,12 +185,8 @@ def embedding_near_duplicates(
         raise ValueError(f"{len(id_list)} ids but {vecs.shape[0]} texts/embeddings")
     if len(set(id_list)) != len(id_list):
         raise ValueError("embedding_near_duplicates: ids must be unique")
-    parent = np.arange(len(id_list), dtype=np.int64)
-    for a, b in _linked_pairs(vecs, threshold, block_size):
-        ra, rb = _find(parent, a), _find(parent, b)
-        if ra != rb:
-            parent[rb] = ra
-    roots = np.array([_find(parent, k) for k in range(len(id_list))], dtype=np.int64)
+    links = np.array(list(_linked_pairs(vecs, threshold, block_size)), dtype=np.int64).reshape(-1, 2)
+    roots = components(len(id_list), links[:, 0], links[:, 1])
     frame = pl.DataFrame({"id": id_list, "row": np.arange(len(id_list)), "root": roots})
     reps = frame.group_by("root").agg(pl.col("id", "row").sort_by("id").first().name.prefix("rep_"), pl.len())
     dups = frame.join(reps.filter(pl.col("len") > 1), on="root").filter(pl.col("id") != pl.col("rep_id"))

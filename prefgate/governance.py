@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from prefgate.agreement import AgreementReport, agreement_report
 from prefgate.consensus import dawid_skene_consensus, majority_consensus
 from prefgate.drift import DriftReport, detect_drift, score_labels
+from prefgate.neardup import components
 from prefgate.policy import Policy
 from prefgate.rater_quality import RaterThresholds, rater_quality
 
@@ -103,21 +105,13 @@ def source_groups(labels: pl.DataFrame) -> list[pl.DataFrame]:
     if "source" not in labels.columns or labels.height == 0:
         return [labels]
     links = labels.select("source", "pair_id").unique()
-    parent = {src: src for src in links["source"].unique().to_list()}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
+    sources = sorted(links["source"].unique().to_list())
+    index = {src: i for i, src in enumerate(sources)}
     shared = links.group_by("pair_id").agg(pl.col("source").unique().sort()).filter(pl.col("source").list.len() > 1)
-    for sources in shared["source"].to_list():
-        for other in sources[1:]:
-            a, b = find(sources[0]), find(other)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    group = pl.DataFrame({"source": list(parent), "_group": [find(s) for s in parent]})
+    edges = [(index[s[0]], index[other]) for s in shared["source"].to_list() for other in s[1:]]
+    pairs = np.array(edges, dtype=np.int64).reshape(-1, 2)
+    label = components(len(sources), pairs[:, 0], pairs[:, 1])
+    group = pl.DataFrame({"source": sources, "_group": label})
     tagged = labels.join(group, on="source", how="left")
     return [g.drop("_group") for g in tagged.partition_by("_group", maintain_order=True)]
 
