@@ -16,7 +16,7 @@ from assets._meta import latest_metadata, markdown_table
 from pipelines.resources import PrefgateResource
 from prefgate.card import dataset_card
 from prefgate.curate_prompts import audit_prompts, curate_rows
-from prefgate.curation import assemble_preference_set
+from prefgate.curation import assemble_preference_set, confident_consensus
 from prefgate.export import export_preference_set, frame_hash
 from prefgate.home import shared_cache_dir
 from prefgate.labelstudio import write_exports
@@ -287,13 +287,7 @@ def review_queue(
 ) -> dg.Output[pl.DataFrame]:
     """Pairs for humans, each with its reasons; written as Label Studio tasks, JSONL and CSV under exports/."""
     policy = prefgate.policy()
-    cons = policy.consensus
-    confident = human_consensus.filter(
-        pl.col("verdict").is_in(["a", "b"])
-        & (pl.col("n_labels") >= cons.min_labels)
-        & (pl.col("agreement") >= cons.min_agreement)
-        & (pl.col("confidence").fill_null(pl.col("agreement")) >= cons.min_confidence)
-    )["pair_id"]
+    confident = confident_consensus(human_consensus, policy)["pair_id"]
     pairs = pair_slices(response_pairs)
     candidates = judge_verdicts.filter(~pl.col("pair_id").is_in(confident.implode())).join(
         pairs.select("pair_id", "source"), on="pair_id", how="left"

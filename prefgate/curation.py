@@ -48,6 +48,28 @@ def split_of(prompt_ids: pl.Series, eval_fraction: float, salt: str) -> pl.Serie
     return pl.Series("split", ["eval" if b < eval_fraction else "train" for b in buckets], dtype=pl.String)
 
 
+def with_governance_columns(consensus: pl.DataFrame) -> pl.DataFrame:
+    """A plain majority_consensus frame carries none of the governance columns: fill them in."""
+    defaults = {
+        "confidence": pl.col("agreement"),
+        "method": pl.lit("majority"),
+        "excluded_rater_ids": pl.lit([], dtype=pl.List(pl.String)),
+    }
+    return consensus.with_columns(v.alias(k) for k, v in defaults.items() if k not in consensus.columns)
+
+
+def confident_consensus(consensus: pl.DataFrame, policy: Policy) -> pl.DataFrame:
+    """Pairs whose human consensus passes the consensus policy: a strict a/b verdict with at least ``min_labels``
+    labels (after excluded raters), ``min_agreement`` of them behind it, and a posterior of ``min_confidence``."""
+    rule = policy.consensus
+    return with_governance_columns(consensus).filter(
+        pl.col("verdict").is_in(["a", "b"])
+        & (pl.col("n_labels") >= rule.min_labels)
+        & (pl.col("agreement") >= rule.min_agreement)
+        & (pl.col("confidence") >= rule.min_confidence)
+    )
+
+
 def assemble_preference_set(
     pairs: pl.DataFrame,
     consensus: pl.DataFrame,
@@ -67,19 +89,8 @@ def assemble_preference_set(
     at least ``min_agreement`` of them behind the verdict, and a verdict posterior of at least
     ``min_confidence``; its ``weight`` is that posterior (the vote share under plain majority).
     """
-    rule = policy.consensus
-    defaults = {  # a plain majority_consensus frame carries none of the governance columns
-        "confidence": pl.col("agreement"),
-        "method": pl.lit("majority"),
-        "excluded_rater_ids": pl.lit([], dtype=pl.List(pl.String)),
-    }
-    consensus = consensus.with_columns(v.alias(k) for k, v in defaults.items() if k not in consensus.columns)
-    eligible = consensus.filter(
-        pl.col("verdict").is_in(["a", "b"])
-        & (pl.col("n_labels") >= rule.min_labels)
-        & (pl.col("agreement") >= rule.min_agreement)
-        & (pl.col("confidence") >= rule.min_confidence)
-    )
+    consensus = with_governance_columns(consensus)
+    eligible = confident_consensus(consensus, policy)
     if policy.sources_allowed_in_training:
         allowed = policy.sources_allowed_in_training
         eligible = eligible.filter(pl.col("sources").list.eval(pl.element().is_in(allowed)).list.all())
