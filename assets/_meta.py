@@ -65,5 +65,6 @@ def ingest_metadata(built: Built, landed: LandedBatch, quarantine: pl.DataFrame)
         "skipped_duplicate_files": dg.MetadataValue.json(
             [{"file": f, "same_bytes_as": s} for f, s in landed.skipped_duplicate_files]
         ),
+        "refused_files": dg.MetadataValue.json([{"file": f, "reason": r} for f, r in landed.refused]),
         "dagster/row_count": built.table.height,
     }

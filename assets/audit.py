@@ -7,15 +7,76 @@ from assets._meta import markdown_table
 from pipelines.resources import PrefgateResource
 from prefgate import schemas
 from prefgate.governance import excluded_raters, govern_consensus
+from prefgate.ids import content_hash
+from prefgate.ingest.conflicts import resolve_conflicts
+from prefgate.ingest.tables import QUARANTINE_COLUMNS
 from prefgate.lineage.retraction import apply_retractions, load_retractions
 
 GROUP = "audit"
 QUARANTINE_TABLES = ("raw_prompts", "response_pairs", "eval_prompts", "human_labels", "judge_labels")
 
 
+@dg.multi_asset(
+    outs={
+        "resolved_human_labels": dg.AssetOut(
+            group_name=GROUP,
+            description="Every human label batch with one label per (pair, rater): where a rater labelled a pair "
+            "more than once, the policy (ingest.conflicting_labels) decides which label stands.",
+        ),
+        "quarantine_label_conflicts": dg.AssetOut(
+            group_name=GROUP,
+            description="Human labels that do not stand because their rater labelled the pair again "
+            "(conflicting_label / repeated_label), with the label that stands instead.",
+        ),
+    },
+    pool="duckdb",
+)
+def resolved_human_labels(  # type: ignore[no-untyped-def]
+    context: dg.AssetExecutionContext, prefgate: PrefgateResource, human_labels: pl.DataFrame
+):
+    """One label per rater and pair, so a rater who changed their mind never stops the audit."""
+    rule = prefgate.policy().ingest.conflicting_labels
+    res = resolve_conflicts(human_labels, rule)
+    if human_labels.height != res.kept.height + res.removed.height:
+        raise RuntimeError(
+            f"label conflict counts do not reconcile: {human_labels.height} != {res.kept.height} + {res.removed.height}"
+        )
+    rows = [
+        {
+            "quarantine_id": content_hash("label_conflict", r["label_id"]),
+            "table": "human_labels",
+            "batch_date": r["batch_date"],
+            "source": r["source"],
+            "source_file": r["source_file"],
+            "line": r["source_line"],
+            "field": "rater_id",
+            "reason": f"{r['reason']}: {r['detail']}",
+            "raw": f"label {r['label_id']}: rater {r['rater_id']}, pair key {r['pair_key']}, choice "
+            f"{r['raw_choice']!r}",
+        }
+        for r in res.removed.iter_rows(named=True)
+    ]
+    conflicts = pl.DataFrame(rows, schema=QUARANTINE_COLUMNS, orient="row")
+    counts = dict(res.removed.group_by("reason").len().iter_rows())
+    yield dg.Output(
+        schemas.validate(schemas.HumanLabels, res.kept),
+        "resolved_human_labels",
+        metadata={
+            "dagster/row_count": res.kept.height,
+            "labels_in": human_labels.height,
+            "labels_standing": res.kept.height,
+            "conflicting_labels": int(counts.get("conflicting_label", 0)),
+            "repeated_labels": int(counts.get("repeated_label", 0)),
+            "rule": rule,
+            "counts_reconcile": human_labels.height == res.kept.height + res.removed.height,
+        },
+    )
+    yield dg.Output(conflicts, "quarantine_label_conflicts", metadata={"dagster/row_count": conflicts.height})
+
+
 @dg.asset(
     group_name=GROUP,
-    ins={f"quarantine_{t}": dg.AssetIn() for t in QUARANTINE_TABLES},
+    ins={f"quarantine_{t}": dg.AssetIn() for t in (*QUARANTINE_TABLES, "label_conflicts")},
     pool="duckdb",
 )
 def quarantine(
@@ -25,6 +86,7 @@ def quarantine(
     quarantine_eval_prompts: pl.DataFrame,
     quarantine_human_labels: pl.DataFrame,
     quarantine_judge_labels: pl.DataFrame,
+    quarantine_label_conflicts: pl.DataFrame,
 ) -> dg.Output[pl.DataFrame]:
     """Every rejected landing row in one table: which table, file, line and field, and why."""
     parts = [
@@ -33,6 +95,7 @@ def quarantine(
         quarantine_eval_prompts,
         quarantine_human_labels,
         quarantine_judge_labels,
+        quarantine_label_conflicts,
     ]
     df = pl.concat(parts, how="vertical_relaxed")
     df = schemas.validate(schemas.Quarantine, df.sort("table", "source_file", "line", "quarantine_id"))
@@ -52,7 +115,7 @@ def quarantine(
     )
 
 
-@dg.asset(group_name=GROUP, pool="duckdb")
+@dg.asset(group_name=GROUP, pool="duckdb", ins={"human_labels": dg.AssetIn("resolved_human_labels")})
 def human_consensus(
     context: dg.AssetExecutionContext,
     prefgate: PrefgateResource,

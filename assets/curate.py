@@ -103,6 +103,7 @@ def prompt_audit(
             "contaminated, PII, quota. candidates = preference_set + curation_dropped.",
         ),
     },
+    ins={"human_labels": dg.AssetIn("resolved_human_labels")},
     pool="duckdb",
 )
 def preference_set(

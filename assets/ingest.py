@@ -4,13 +4,19 @@ import dagster as dg
 import polars as pl
 
 from assets._meta import ingest_metadata
-from pipelines.resources import PrefgateResource
+from pipelines.resources import SCHEMA, PrefgateResource
 from prefgate import schemas
-from prefgate.ingest.landing import land
+from prefgate.ingest.landing import land, unread_files
 from prefgate.ingest.tables import build_pairs, build_prompts, quarantine_frame
 
 GROUP = "ingest"
 POOL = "duckdb"
+
+
+def known_files(prefgate: PrefgateResource, table: str) -> dict[str, str]:
+    """Files this table already holds rows of (path -> sha256): read first, so an original row keeps its place."""
+    df = prefgate.query(f"SELECT DISTINCT source_file, file_sha256 FROM {SCHEMA}.{table}")
+    return {} if df is None else dict(zip(df["source_file"], df["file_sha256"], strict=True))
 
 
 def _quarantine_out(table: str) -> dg.AssetOut:
@@ -31,11 +37,18 @@ def _quarantine_out(table: str) -> dg.AssetOut:
 )
 def raw_prompts(context: dg.AssetExecutionContext, prefgate: PrefgateResource):  # type: ignore[no-untyped-def]
     """Read every prompt file in the landing folder through its declared source mapping."""
-    landed = land(prefgate.paths.landing, prefgate.sources(), "prompts")
+    specs = prefgate.sources()
+    landed = land(prefgate.paths.landing, specs, "prompts", known_files=known_files(prefgate, "raw_prompts"))
     built = build_prompts(landed.files, "prompts")
     quarantine = quarantine_frame("raw_prompts", built.rejected)
     table = schemas.validate(schemas.RawPrompts, built.table)
-    yield dg.Output(table, "raw_prompts", metadata=ingest_metadata(built, landed, quarantine))
+    unread = unread_files(prefgate.paths.landing, specs)
+    for u in unread:
+        context.log.warning(f"landing/{u.path}: {u.reason}")
+    meta = ingest_metadata(built, landed, quarantine)
+    meta["unread_landing_files"] = dg.MetadataValue.json([{"file": u.path, "reason": u.reason} for u in unread])
+    meta["unread_landing_file_count"] = len(unread)
+    yield dg.Output(table, "raw_prompts", metadata=meta)
     yield dg.Output(quarantine, "quarantine_raw_prompts", metadata={"dagster/row_count": quarantine.height})
 
 
@@ -56,7 +69,9 @@ def response_pairs(  # type: ignore[no-untyped-def]
     context: dg.AssetExecutionContext, prefgate: PrefgateResource, raw_prompts: pl.DataFrame
 ):
     """Read pair files; fill a pair's category and language from raw_prompts where the pair lacks them."""
-    landed = land(prefgate.paths.landing, prefgate.sources(), "pairs")
+    landed = land(
+        prefgate.paths.landing, prefgate.sources(), "pairs", known_files=known_files(prefgate, "response_pairs")
+    )
     built, keys = build_pairs(landed.files)
     known = raw_prompts.select("prompt_id", pl.col("category").alias("_c"), pl.col("language").alias("_l"))
     table = (
@@ -82,7 +97,9 @@ def response_pairs(  # type: ignore[no-untyped-def]
 )
 def eval_prompts(context: dg.AssetExecutionContext, prefgate: PrefgateResource):  # type: ignore[no-untyped-def]
     """Read eval / red-team prompt sets (landing/eval) used to decontaminate the preference set."""
-    landed = land(prefgate.paths.landing, prefgate.sources(), "eval_prompts")
+    landed = land(
+        prefgate.paths.landing, prefgate.sources(), "eval_prompts", known_files=known_files(prefgate, "eval_prompts")
+    )
     built = build_prompts(landed.files, "eval_prompts")
     quarantine = quarantine_frame("eval_prompts", built.rejected)
     table = schemas.validate(schemas.EvalPrompts, built.table)

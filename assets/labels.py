@@ -35,7 +35,15 @@ def _ingest_batch(
         f"SELECT DISTINCT file_sha256, source_file FROM {SCHEMA}.{kind} WHERE batch_date <> ?", others
     )
     seen = {} if files is None else dict(zip(files["file_sha256"], files["source_file"], strict=True))
-    landed = land(prefgate.paths.landing, prefgate.sources(), kind, batch=batch, seen_file_hashes=seen)
+    mine = prefgate.query(
+        f"SELECT DISTINCT source_file, file_sha256 FROM {SCHEMA}.{kind} "
+        "WHERE batch_date = ? AND source_file IS NOT NULL",
+        [day.isoformat()],
+    )
+    known = {} if mine is None else dict(zip(mine["source_file"], mine["file_sha256"], strict=True))
+    landed = land(
+        prefgate.paths.landing, prefgate.sources(), kind, batch=batch, seen_file_hashes=seen, known_files=known
+    )
     built = build_labels(landed.files, kind, pair_keys, day, existing)
     table = schemas.validate(schemas.HumanLabels, built.table) if kind == "human_labels" else built.table
     quarantine = quarantine_frame(kind, built.rejected, day)

@@ -44,6 +44,7 @@ def _interval(rep: AgreementReport) -> str:
             description="The share of assessed raters with a gating flag stays under the maximum.",
         ),
     ],
+    ins={"human_labels": dg.AssetIn("resolved_human_labels")},
     pool="duckdb",
 )
 def rater_audit(context: dg.AssetExecutionContext, prefgate: PrefgateResource, human_labels: pl.DataFrame):  # type: ignore[no-untyped-def]

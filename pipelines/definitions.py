@@ -7,11 +7,12 @@ import os
 import dagster as dg
 
 from assets import audit, calibrate, curate, ingest, labels, raters, train
+from checks.ingest import CHECKS as INGEST_CHECKS
 from checks.preference_set import CHECKS
 from pipelines.io import WarehouseIOManager
 from pipelines.jobs import ingest_job, labels_job, nightly_refresh, refresh_job, train_job
 from pipelines.resources import SCHEMA, PrefgateResource
-from pipelines.sensors import gated_export_automation, landing_sensor
+from pipelines.sensors import gated_export_automation, landing_sensor, stale_run_reaper
 from prefgate.home import Home
 
 
@@ -34,10 +35,10 @@ def build_definitions(
     }
     return dg.Definitions(
         assets=dg.load_assets_from_modules([ingest, labels, raters, audit, calibrate, curate, train]),
-        asset_checks=CHECKS,
+        asset_checks=[*INGEST_CHECKS, *CHECKS],
         jobs=[ingest_job, labels_job, refresh_job, train_job],
         schedules=[nightly_refresh],
-        sensors=[landing_sensor, gated_export_automation],
+        sensors=[landing_sensor, gated_export_automation, stale_run_reaper],
         resources={
             "io_manager": WarehouseIOManager(database=str(home.warehouse), schema=SCHEMA),
             "prefgate": PrefgateResource(home=str(home.root), **files),

@@ -3,15 +3,42 @@
 The stock Polars handler skips writing empty frames, so a clean batch (an empty quarantine) leaves no table and
 every downstream read fails; it also appends to a table created by an older schema. This handler writes empty
 frames as empty tables and replaces unpartitioned tables whole.
+
+The stock client also leaves its connection open when a read or write raises, with a config (a user agent)
+that differs from every other connection prefgate opens; the next ``duckdb.connect`` of the same file in that
+process then fails with "different configuration than existing connections", hiding the real error. This
+client opens connections exactly like the rest of prefgate and always closes them.
 """
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import duckdb
 import polars as pl
 from dagster import OutputContext
-from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
+from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
+from dagster._utils.backoff import backoff
+from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_polars import DuckDBPolarsIOManager, DuckDBPolarsTypeHandler
+
+
+class WarehouseClient(DuckDbClient):
+    """DuckDB connections with prefgate's (default) config, closed even when the step fails."""
+
+    @staticmethod
+    @contextlib.contextmanager
+    def connect(context: Any, _: Any) -> Iterator[duckdb.DuckDBPyConnection]:
+        conn = backoff(
+            fn=duckdb.connect,
+            retry_on=(RuntimeError, duckdb.IOException),
+            kwargs={"database": context.resource_config["database"], "read_only": False},
+            max_retries=10,
+        )
+        try:
+            yield conn
+        finally:
+            conn.close()
 
 
 class WarehouseTypeHandler(DuckDBPolarsTypeHandler):
@@ -42,3 +69,13 @@ class WarehouseIOManager(DuckDBPolarsIOManager):
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler[Any]]:
         return [WarehouseTypeHandler()]
+
+    def create_io_manager(self, context: Any) -> DbIOManager:
+        return DbIOManager(
+            db_client=WarehouseClient(),
+            database=self.database,
+            schema=self.schema_,
+            type_handlers=self.type_handlers(),
+            default_load_type=self.default_load_type(),
+            io_manager_name="DuckDBIOManager",
+        )

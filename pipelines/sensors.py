@@ -78,6 +78,18 @@ def landing_sensor(context: dg.SensorEvaluationContext, prefgate: PrefgateResour
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(current))
 
 
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def stale_run_reaper(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    """Every minute: runs whose process is gone (killed, crashed) are marked failed and their 'duckdb' pool
+    slots freed, so one crash never blocks later runs (see pipelines.recovery)."""
+    from pipelines.recovery import describe, recover
+
+    lines = describe(recover(context.instance))
+    for line in lines:
+        context.log.warning(line)
+    return dg.SkipReason("; ".join(lines) if lines else "no dead runs and no orphaned pool slots")
+
+
 gated_export_automation = dg.AutomationConditionSensorDefinition(
     "gated_export_automation",
     target=dg.AssetSelection.assets("preference_set_export", "reward_model", "dpo_policy", "model_eval"),

@@ -16,10 +16,12 @@ the project's Dagster instance, so its runs show up in ``dagster dev`` afterward
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from prefgate.home import PROJECT_ROOT, Home
@@ -34,16 +36,23 @@ concurrency:
     max_concurrent_runs: 1
   pools:
     default_limit: 1
+# A run whose process died keeps its slot until it is found dead: `prefgate run` and the stale_run_reaper sensor
+# mark such runs failed and free their slots; the daemon also frees slots of finished runs after 60 s.
+run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 60
 telemetry:
   enabled: false
 """
+HEADER = DAGSTER_YAML.splitlines()[0]
 
 
 def init_home(home: Home) -> Home:
-    """Create the home directories and a dagster.yaml (kept if the user already has one)."""
+    """Create the home directories and a dagster.yaml (a user's own is kept; one an older prefgate wrote is
+    brought up to date)."""
     home.ensure()
     cfg = home.dagster_home / "dagster.yaml"
-    if not cfg.exists():
+    if not cfg.exists() or (cfg.read_text().startswith(HEADER) and cfg.read_text() != DAGSTER_YAML):
         cfg.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
     return home
@@ -63,44 +72,78 @@ def land_folder(src: Path, home: Home) -> list[str]:
     return copied
 
 
-def run_main(home: Home, sample: bool = True, train: bool = True) -> int:
-    """Run ingest, each label batch present in landing/, then the refresh job; 0 when every run succeeded."""
+def run_main(home: Home, sample: bool = True, train: bool = True, judges: list[str] | None = None) -> int:
+    """Run ingest, each label batch present in landing/, then the refresh job; 0 when every run succeeded.
+
+    One ``prefgate run`` at a time per home (a file lock the kernel drops if the process dies); before each job,
+    runs left behind by a killed process are marked failed and their pool slots freed (pipelines.recovery).
+    A failed job prints one line per failed step or check; every event with its stack trace goes to
+    ``<home>/logs/run-<time>.log``.
+    """
     init_home(home)
+    with home_lock(home, "prefgate run"):
+        return _run_locked(home, sample, train, judges)
+
+
+def _run_locked(home: Home, sample: bool, train: bool, judges: list[str] | None) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")  # model-loading bars would flood the run summary
     if sample:
         print(f"landing sample data: {len(land_folder(SAMPLE_LANDING, home))} new files -> {home.landing}")
+    import datetime as dt
+
     import dagster as dg
 
     from pipelines.definitions import build_definitions
-    from prefgate.ingest.landing import batches
+    from pipelines.recovery import describe, recover, worker_tags
+    from pipelines.summary import failure_lines, write_log
+    from prefgate.ingest.landing import batches, invalid_batches, unread_files
 
     defs = build_definitions(home)
     instance = dg.DagsterInstance.get()
+    log_path = home.root / "logs" / f"run-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.log"
     plan: list[tuple[str, str | None]] = [("ingest_job", None)]
     keys = sorted(set(batches(home.landing, "human_labels")) | set(batches(home.landing, "judge_labels")))
     plan += [("labels_job", k) for k in keys]
     plan.append(("refresh_job", None))
     if train:
         plan.append(("train_job", None))
+    from pipelines.resources import PrefgateResource
+
+    for kind in ("human_labels", "judge_labels"):
+        for _folder, reason in invalid_batches(home.landing, kind):
+            print(f"warning: {reason}")
+    for unread in unread_files(home.landing, PrefgateResource(home=str(home.root)).sources()):
+        print(f"warning: landing/{unread.path}: {unread.reason}")
+    labels_config = {"ops": {"judge_labels": {"config": {"judges": judges}}}} if judges is not None else {}
     ok = True
     for job_name, partition in plan:
+        for line in describe(recover(instance)):
+            print(line)
         t0 = time.perf_counter()
+        run_config: dict[str, object] = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+        if job_name == "labels_job":
+            run_config |= labels_config
         result = defs.resolve_job_def(job_name).execute_in_process(
             instance=instance,
             partition_key=partition,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            tags={"prefgate/trigger": "prefgate run"},
+            run_config=run_config,
+            tags={"prefgate/trigger": "prefgate run", **worker_tags()},
         )
         label = job_name + (f"[{partition}]" if partition else "")
+        write_log(result, label, log_path)
         print(f"{label:<26} {'ok' if result.success else 'FAILED'}  {time.perf_counter() - t0:6.1f}s")
-        ok &= result.success
+        problems = failure_lines(result)
+        for line in problems:
+            print(line)
+        ok &= result.success and not any("blocking check" in line for line in problems)
         if job_name == "refresh_job":
             for ev in result.get_asset_check_evaluations():
-                print(f"  check {ev.check_name:<30} {'passed' if ev.passed else 'FAILED'}")
+                name = f"{ev.asset_key.to_user_string()}.{ev.check_name}"
+                print(f"  check {name:<45} {'passed' if ev.passed else 'FAILED'}")
             done = {str(e.asset_key.to_user_string()) for e in result.get_asset_materialization_events() if e.asset_key}
             if "preference_set_export" not in done:
-                print("  preference_set_export NOT written: a blocking check on preference_set failed")
+                print("  preference_set_export NOT written (see the failures above)")
         if job_name == "train_job":
             for e in result.get_asset_materialization_events():
                 meta = e.materialization.metadata
@@ -111,18 +154,52 @@ def run_main(home: Home, sample: bool = True, train: bool = True) -> int:
                     shown = dict(meta["headline"].value)  # type: ignore[arg-type]
                 print(f"  {e.asset_key.to_user_string() if e.asset_key else '?':<14} {shown}")
     print_tables(home)
+    if not ok:
+        print(f"full log with stack traces: {log_path}")
     print(f"exports: {home.exports}\nDagster UI: DAGSTER_HOME={home.dagster_home} dagster dev  (see README)")
     return 0 if ok else 1
 
 
+@contextlib.contextmanager
+def home_lock(home: Home, what: str) -> Iterator[None]:
+    """Hold the home's run lock; wait (saying so, once) while another process holds it.
+
+    An flock is dropped by the kernel when its holder dies, so a killed run never leaves it held. It also
+    serialises two first runs on an empty home, which would otherwise race to create the instance's SQLite
+    schema (``UNIQUE constraint failed: alembic_version``).
+    """
+    import fcntl
+
+    path = home.root / ".run.lock"
+    with path.open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            print(f"waiting: {holder} holds {path}", flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{what} (pid {os.getpid()})")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def review_land(export: Path, batch: str, home: Home) -> int:
     """Land a Label Studio export: its tasks as pair keys (display order) and its annotations as human labels."""
-    import datetime as dt
 
+    from prefgate.ingest.landing import is_batch_name
     from prefgate.labelstudio import land_labelstudio_export, land_review_tasks, read_export
 
     try:
-        dt.date.fromisoformat(batch)
+        if not is_batch_name(batch):
+            raise ValueError(f"--batch {batch!r} is not a batch date YYYY-MM-DD")
         tasks = read_export(export)
     except (ValueError, OSError) as exc:
         print(f"prefgate review land: {export}: {exc}", file=sys.stderr)
@@ -170,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="run the main job on the landing folder")
     p_run.add_argument("--no-sample", action="store_true", help="do not land the bundled sample data first")
     p_run.add_argument("--no-train", action="store_true", help="stop after the gated export (no TRL training)")
+    p_run.add_argument(
+        "--judges",
+        help="comma-separated live judges for the label batches (names in config/judges.yaml); '' runs none; "
+        "default: the judges file's default list",
+    )
     sub.add_parser("tables", help="row counts of the warehouse tables")
     from prefgate import bench
 
@@ -205,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"landed {len(copied)} files into {home.landing}")
         return 0
     if args.command == "run":
-        return run_main(home, sample=not args.no_sample, train=not args.no_train)
+        judges = None if args.judges is None else [j for j in args.judges.split(",") if j.strip()]
+        return run_main(home, sample=not args.no_sample, train=not args.no_train, judges=judges)
     if args.command == "judge":
         return judge_command.main(args, home)
     if args.command == "lineage":

@@ -61,7 +61,16 @@ class IngestPolicy(_Strict):
     """What ingestion accepts."""
 
     max_quarantine_share: float = Field(
-        0.2, ge=0.0, le=1.0, description="A batch quarantining more than this share of its rows fails its check."
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="A landing file or label batch quarantining more than this share of its rows fails the "
+        "blocking check quarantine_share_at_most_max (the other files and batches are not affected).",
+    )
+    conflicting_labels: Literal["newest", "none"] = Field(
+        "newest",
+        description="A rater with several labels on one pair: the newest stands (others quarantined as "
+        "conflicting_label / repeated_label), or, with 'none', no label of a rater who disagreed with themself.",
     )
 
 
@@ -104,7 +113,14 @@ class JudgePolicy(_Strict):
     )
     timeout_s: float = Field(60.0, gt=0.0, le=3600.0, description="Per-request timeout of a remote judge.")
     concurrency: int = Field(8, ge=1, le=1024, description="Requests in flight per remote judge.")
-    batch_size: int = Field(64, ge=1, le=100_000, description="Views per judge call and per cache commit.")
+    batch_size: int = Field(
+        64,
+        ge=1,
+        le=100_000,
+        description="Views per judge call and per cache commit. Only committed batches survive a kill: judgments "
+        "made since the last cache commit are paid for again after a crash (smaller batch = less to re-pay, more "
+        "commits).",
+    )
     ensemble: Literal["mean_probability", "majority"] = Field(
         "mean_probability",
         description="Combine judges by mean P(a better) where probabilities exist, else by majority of choices.",

@@ -12,6 +12,9 @@
   ``pair_order``) and ``extra`` as JSON. Storing fields as columns keeps the cache-hit path free of a JSON parse
   per row and makes the cache queryable in SQL. :meth:`Judgment.to_json` of a row read back equals that of the
   row written. Nothing else is stored: no request, header, URL or API key ever reaches the file.
+* Defence in depth: :meth:`JudgmentCache.put_many` scrubs each row's free text (``raw_output``, ``rationale``,
+  ``error``, ``extra``) of registered secrets, auth-header echoes and key-shaped strings
+  (:mod:`prefgate.judges.secrets`) before writing, whichever caller built the judgment.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from prefgate.judges.base import Judgment, Order
+from prefgate.judges.secrets import known_secrets, scrub_judgment
 
 CacheKey = tuple[str, str, Order]  # (judge_id, pair_id, order)
 
@@ -82,7 +86,8 @@ def _upsert() -> str:
 _UPSERT = _upsert()
 
 
-def _encode(j: Judgment) -> list[object]:
+def _encode(j: Judgment, secrets: frozenset[str] = frozenset()) -> list[object]:
+    j = scrub_judgment(j, secrets)  # a secret never reaches the file, whoever built the judgment
     row: list[object] = [getattr(j, name) for name in _FIELDS]
     for i in _JSON_FIELDS:
         row[i] = json.dumps(row[i], sort_keys=True, default=str)
@@ -160,10 +165,11 @@ class JudgmentCache:
     def put_many(self, judgments: Iterable[Judgment]) -> int:
         """Upsert a batch in one transaction; returns how many rows were written (ok rows are never replaced)."""
         now = time.time()
+        secrets = known_secrets()
         before = self._conn.total_changes
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn.executemany(_UPSERT, ([*_encode(j), now] for j in judgments))
+            self._conn.executemany(_UPSERT, ([*_encode(j, secrets), now] for j in judgments))
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise

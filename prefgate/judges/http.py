@@ -32,8 +32,13 @@ Accounting: ``prompt_tokens`` / ``completion_tokens`` summed from ``usage`` over
 model is not priced or the server reports no usage).
 
 Secrets: the API key is read from the environment variable *named* by ``api_key_env``; it is sent only in the
-``Authorization`` header, never logged, never in ``repr``, and scrubbed from any error text that reaches a
-:class:`Judgment` (and so the cache).
+``Authorization`` header and is never logged or in ``repr``. An endpoint may echo it back (an HTML error page
+quoting the request's headers, an answer repeating them), so every :class:`Judgment` leaving :meth:`judge` has its
+free text -- ``error``, ``raw_output``, ``rationale``, ``extra`` -- scrubbed by
+:func:`prefgate.judges.secrets.scrub_judgment` (the key, ``Authorization`` / ``Bearer`` echoes, key-shaped
+strings); response bodies are scrubbed before they are truncated, so a cut never leaves a piece of the key. The
+key is also registered (:func:`prefgate.judges.secrets.register_secret`) so that the runner and the cache's write
+path mask it too.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ from prefgate.judges.parsing import (
     parse_logprobs,
     top_logprobs_summary,
 )
+from prefgate.judges.secrets import register_secret, scrub_judgment, scrub_secrets
 from prefgate.judges.templates import PAIRWISE, PairwiseTemplate, make_judge_id
 
 VerdictMode = Literal["logprobs", "json", "text"]
@@ -192,6 +198,7 @@ class OpenAIJudge:
             if not key:
                 raise JudgeConfigError(f"environment variable {config.api_key_env} (the judge's API key) is not set")
             self.__api_key = key
+            register_secret(key)
         self._logprobs_supported: bool | None = None  # learned from the first answers
 
     def __repr__(self) -> str:
@@ -205,8 +212,12 @@ class OpenAIJudge:
             headers["Authorization"] = f"Bearer {self.__api_key}"
         return headers
 
+    def _secrets(self) -> tuple[str, ...]:
+        return (self.__api_key,) if self.__api_key else ()
+
     def _scrub(self, text: str) -> str:
-        return text.replace(self.__api_key, "***") if self.__api_key else text
+        """The text with the API key, auth-header echoes and key-shaped strings masked."""
+        return scrub_secrets(text, self._secrets())
 
     def _body(self, view: PairView, mode: VerdictMode) -> dict[str, object]:
         cfg = self.config
@@ -246,12 +257,13 @@ class OpenAIJudge:
                     try:
                         parsed = response.json()
                     except ValueError:
-                        return _Failure("http_error", f"HTTP {code}: body is not JSON: {response.text[:200]!r}", code)
+                        text = self._scrub(response.text)[:200]  # scrub first: a cut must not split the key
+                        return _Failure("http_error", f"HTTP {code}: body is not JSON: {text!r}", code)
                     if not isinstance(parsed, dict):
                         return _Failure("http_error", f"HTTP {code}: body is not a JSON object", code)
                     tally.add_usage(parsed)
                     return parsed
-                failure = _Failure("http_error", self._scrub(f"HTTP {code}: {response.text[:300]}"), code)
+                failure = _Failure("http_error", f"HTTP {code}: {self._scrub(response.text)[:300]}", code)
                 if code not in RETRY_STATUS:
                     return failure
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
@@ -379,4 +391,7 @@ class OpenAIJudge:
         )
         async with httpx.AsyncClient(limits=limits, trust_env=self.config.trust_env) as client:
             sem = asyncio.Semaphore(self.config.concurrency)
-            return list(await asyncio.gather(*(self._judge_one(client, sem, v) for v in views)))
+            judged = await asyncio.gather(*(self._judge_one(client, sem, v) for v in views))
+        # The one exit of every judgment: whatever path built it, its free text is scrubbed here.
+        secrets = self._secrets()
+        return [scrub_judgment(j, secrets) for j in judged]

@@ -14,6 +14,9 @@
    judgment's ``attempts`` adds up the judge calls made for its key, earlier runs included;
 6. reports ``progress(done, total)`` -- keys settled (cached, ok, or failed for good) out of all keys.
 
+Every judgment it writes or returns -- from any judge, and its own skipped / crashed records -- has its free text
+scrubbed of registered secrets, auth-header echoes and key-shaped strings (:mod:`prefgate.judges.secrets`).
+
 :func:`judgments_frame` tabulates judgments; :func:`position_consistency` compares the two orders per judge and
 pair; :func:`consistency_summary` gives each judge's consistency rate and first-position win rate.
 """
@@ -29,6 +32,7 @@ import polars as pl
 from prefgate.judges.base import ORDERS, Judge, Judgment, Order, PairView, PiiAction
 from prefgate.judges.cache import CacheKey, JudgmentCache
 from prefgate.judges.pii import PII_POLICIES, PiiPolicy, guard
+from prefgate.judges.secrets import known_secrets, scrub_judgment
 
 Progress = Callable[[int, int], None]
 REQUIRED_COLUMNS = ("pair_id", "prompt", "response_a", "response_b", "category")
@@ -230,11 +234,13 @@ async def ajudge_pairs(
                     if kinds:
                         j.extra["pii_kinds"] = kinds
                     ready[key] = j
-                for key, j in ready.items():
+                secrets = known_secrets()
+                for key, j in list(ready.items()):
+                    j = scrub_judgment(j, secrets)  # any judge, any path: no secret is cached or returned
                     previous = results.get(key)
                     if previous is not None and previous.status == "failed":
                         j.attempts += previous.attempts
-                    results[key] = j
+                    ready[key] = results[key] = j
                 cache.put_many(ready.values())
                 settled = 0
                 for key in batch:

@@ -31,11 +31,13 @@ ASSETS = [
     "quarantine_eval_prompts",
     "quarantine_human_labels",
     "quarantine_judge_labels",
+    "quarantine_label_conflicts",
     "quarantine_raw_prompts",
     "quarantine_response_pairs",
     "rater_drift",
     "rater_quality",
     "raw_prompts",
+    "resolved_human_labels",
     "response_pairs",
     "review_queue",
     "reward_model",
@@ -53,6 +55,7 @@ CHECKS = [
     "no_eval_contamination",
     "not_empty",
     "preference_set_schema",
+    "quarantine_share_at_most_max",
     "rows_have_min_labels",
 ]
 
@@ -74,7 +77,11 @@ def test_graph_snapshot(home: Home) -> None:
     }
     assert sorted(j.name for j in defs.jobs or []) == ["ingest_job", "labels_job", "refresh_job", "train_job"]
     assert [(s.name, s.cron_schedule) for s in defs.schedules or []] == [("nightly_refresh", "0 2 * * *")]
-    assert sorted(s.name for s in defs.sensors or []) == ["gated_export_automation", "landing_sensor"]
+    assert sorted(s.name for s in defs.sensors or []) == [
+        "gated_export_automation",
+        "landing_sensor",
+        "stale_run_reaper",
+    ]
     partitioned = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).is_partitioned}
     assert partitioned == {"human_labels", "judge_labels", "quarantine_human_labels", "quarantine_judge_labels"}
 
@@ -104,6 +111,8 @@ def test_landing_sensor_requests_runs_for_new_files(sample_home: Home) -> None:
 def _materialize_set(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     job = defs.resolve_implicit_global_asset_job_def()
     names = (
+        "resolved_human_labels",
+        "quarantine_label_conflicts",
         "quarantine",
         "rater_quality",
         "rater_drift",

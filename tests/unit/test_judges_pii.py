@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from prefgate.judges.pii import detect, guard, luhn_valid, redact
@@ -34,6 +36,20 @@ def kinds(text: str) -> list[str]:
         ("full 2001:0db8:0000:0000:0000:ff00:0042:8329", "ipv6"),
         ("mapped ::ffff:192.0.2.128", "ipv6"),
         ("ssn 123-45-6789", "ssn"),
+        # bare 10-digit US number, dotted card, internationalised and obfuscated e-mail (issue 11, item 8)
+        ("call 4155550132 now", "phone"),
+        ("call me: 4155550132.", "phone"),
+        ("card 4111.1111.1111.1111 exp", "card"),
+        ("amex 3782.822463.10005", "card"),
+        ("mail josé.müller@bücher.de today", "email"),
+        ("邮件 用户@例子.广告 谢谢", "email"),
+        ("full-width 用户＠例子。广告", "email"),
+        ("write to name dot x at example dot com.", "email"),
+        ("jane [at] example [dot] org", "email"),
+        ("jane (at) example (dot) com", "email"),
+        ("jane{at}example{dot}co.uk", "email"),
+        ("jane [@] example [.] org", "email"),
+        ("Jane AT Example DOT Com", "email"),
     ],
 )
 def test_detects(text: str, kind: str) -> None:
@@ -55,6 +71,21 @@ def test_detects(text: str, kind: str) -> None:
         "ISBN 978-3-16-148410-0",
         "an email-like name@localhost",
         "call 555-0143",  # too short to be a phone
+        # plain numbers that are not phones
+        "founded in 2024, 123456 users",  # a year, a 6-digit count
+        "pi is 3.14159 or 3.1415926535",  # decimals, one with 10 digits after the point
+        "id 12345678901234 and 4155550132999",  # 10 digits inside a longer run
+        "x4155550132 and 4155550132.5 and 4155550132-7",  # in a word, a decimal, a dashed code
+        "epoch 1700000000 and 0123456789",  # 10 digits not NANP-shaped (leading 1 or 0)
+        "call 415555013",  # 9 digits
+        # dots that are not card separators
+        "3.1415926535897932 and 2024.0115.0930.1234",
+        "card 4111.1111.1111.1112",  # grouped, fails Luhn
+        # "at" / "dot" in prose
+        "he works at example.com now",
+        "look at the data dot product",
+        "meet at 5 dot and she is at home dot",
+        "the cat sat at the mat dot in",
     ],
 )
 def test_no_false_positive(text: str) -> None:
@@ -90,6 +121,20 @@ def test_guard_policies() -> None:
         assert guard("nothing personal here", policy) == ("nothing personal here", "none", [])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown PII policy"):
         guard(text, "mask")  # type: ignore[arg-type]
+
+
+def test_new_detectors_redact_the_whole_item() -> None:
+    text = "Ring 4155550132, pay 4111.1111.1111.1111, write josé.müller@bücher.de or jane [at] example [dot] org."
+    assert redact(text) == "Ring [PHONE], pay [CARD], write [EMAIL] or [EMAIL]."
+    assert redact("name dot x at example dot com") == "[EMAIL]"
+
+
+def test_obfuscated_email_scan_is_linear() -> None:
+    # long runs of "dot" / "[dot]" without an address: bounded parts keep the scan fast
+    for text in ("x dot " * 5000, "x [dot] " * 5000, ("x dot " * 2500) + "at " + ("y dot " * 2500)):
+        start = time.process_time()
+        assert detect(text) == []
+        assert time.process_time() - start < 1.0
 
 
 def test_overlaps_resolve_to_one_finding() -> None:

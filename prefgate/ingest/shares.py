@@ -1,0 +1,53 @@
+"""Quarantine share per landing file and per label batch, against the policy's ``ingest.max_quarantine_share``.
+
+A file whose rows mostly land in quarantine is almost always a mapping error (a renamed column, a new export
+format), not a few bad rows: its accepted remainder is suspect and someone should look. Rows read of a file =
+rows accepted into its table + rows quarantined from it; the share is quarantined / read, per file and per
+(table, batch). O(files).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+COUNT_SCHEMA = {"table": pl.String, "batch_date": pl.Date, "source_file": pl.String, "n": pl.Int64}
+
+
+def quarantine_shares(accepted: pl.DataFrame, quarantined: pl.DataFrame, max_share: float) -> pl.DataFrame:
+    """One row per (table, batch_date, source_file): rows read, quarantined, share, and whether it is over.
+
+    Both inputs have :data:`COUNT_SCHEMA` columns (counts of rows per file); files only in one side count 0 on
+    the other.
+    """
+    keys = ["table", "batch_date", "source_file"]
+    a = accepted.cast(COUNT_SCHEMA).rename({"n": "accepted"})  # type: ignore[arg-type]
+    q = quarantined.cast(COUNT_SCHEMA).rename({"n": "quarantined"})  # type: ignore[arg-type]
+    out = (
+        a.join(q, on=keys, how="full", coalesce=True, nulls_equal=True)
+        .with_columns(pl.col("accepted").fill_null(0), pl.col("quarantined").fill_null(0))
+        .with_columns((pl.col("accepted") + pl.col("quarantined")).alias("rows_read"))
+        .with_columns((pl.col("quarantined") / pl.col("rows_read")).fill_nan(0.0).alias("share"))
+        .with_columns((pl.col("share") > max_share).alias("over"))
+    )
+    return out.select(*keys, "rows_read", "quarantined", "share", "over").sort(keys, nulls_last=False)
+
+
+def share_sentence(shares: pl.DataFrame, max_share: float) -> str:
+    """One sentence for the check: the files over the limit with their numbers, or that all are under it."""
+    over = shares.filter(pl.col("over"))
+    if over.is_empty():
+        worst = shares.sort("share", descending=True).head(1)
+        tail = ""
+        if worst.height:
+            w = worst.row(0, named=True)
+            tail = f"; highest {w['share']:.1%} ({w['quarantined']} of {w['rows_read']} rows, {w['source_file']})"
+        return f"every landing file quarantines at most {max_share:.0%} of its rows ({shares.height} files{tail})"
+    parts = [
+        f"{r['source_file']} ({r['table']}): {r['quarantined']} of {r['rows_read']} rows quarantined ({r['share']:.1%})"
+        for r in over.iter_rows(named=True)
+    ]
+    return (
+        f"{over.height} landing file(s) quarantine more than the {max_share:.0%} allowed "
+        f"(ingest.max_quarantine_share) -- likely a mapping error; see the quarantine table for reasons: "
+        + "; ".join(parts)
+    )
