@@ -2,12 +2,14 @@
 another asset's latest materialization metadata."""
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from prefgate.ingest.landing import LandedBatch
+from prefgate.ingest.readers import line_coverage
 from prefgate.ingest.tables import Built
 
 
@@ -38,12 +40,24 @@ def latest_metadata(instance: dg.DagsterInstance, asset: str, key: str) -> Any:
     return None if value is None else getattr(value, "value", value)
 
 
-def ingest_metadata(built: Built, landed: LandedBatch, quarantine: pl.DataFrame) -> dict[str, Any]:
-    """Rows read / accepted / aliased / quarantined, per file, and whether they reconcile."""
-    if not built.reconciles:
+def ingest_metadata(built: Built, landed: LandedBatch, quarantine: pl.DataFrame, landing: Path) -> dict[str, Any]:
+    """Rows read / accepted / aliased / quarantined, per file, and whether they reconcile.
+
+    ``counts_reconcile`` is computed, twice over: rows read = accepted + aliased + quarantined, and every
+    non-blank physical line of every file (Parquet: every row) lies in exactly one record or one quarantined
+    row, counted by a second pass over the file independent of the row count. Either failing fails the asset,
+    naming the file and lines, because a row that vanished cannot be quarantined after the fact.
+    """
+    lost = []
+    for m in landed.files:
+        cov = line_coverage((landing / m.source_file).resolve(), m.spec.file_format(Path(m.source_file)))
+        if not cov.reconciles:
+            lines = ", ".join(str(n) for n in (cov.uncovered + cov.overlapping)[:10])
+            lost.append(f"{m.source_file}: lines {lines} are in no record and no quarantined row")
+    if not built.reconciles or lost:
         raise RuntimeError(
-            f"ingest counts do not reconcile: read {built.rows_read} != accepted {built.table.height} + "
-            f"aliased {built.aliased} + quarantined {len(built.rejected)}"
+            f"ingest counts do not reconcile: read {built.rows_read}, accepted {built.table.height} + "
+            f"aliased {built.aliased} + quarantined {len(built.rejected)}; " + "; ".join(lost)
         )
     per_file = pl.DataFrame(
         {
@@ -60,11 +74,12 @@ def ingest_metadata(built: Built, landed: LandedBatch, quarantine: pl.DataFrame)
         "rows_accepted": built.table.height,
         "rows_aliased": built.aliased,
         "rows_quarantined": len(built.rejected),
-        "counts_reconcile": built.reconciles,
+        "counts_reconcile": built.reconciles and not lost,
         "files": markdown_table(per_file, 50),
         "skipped_duplicate_files": dg.MetadataValue.json(
             [{"file": f, "same_bytes_as": s} for f, s in landed.skipped_duplicate_files]
         ),
         "refused_files": dg.MetadataValue.json([{"file": f, "reason": r} for f, r in landed.refused]),
+        "renamed_files": dg.MetadataValue.json([{"file": f, "was": w} for f, w in landed.renamed]),
         "dagster/row_count": built.table.height,
     }

@@ -45,7 +45,7 @@ def raw_prompts(context: dg.AssetExecutionContext, prefgate: PrefgateResource): 
     unread = unread_files(prefgate.paths.landing, specs)
     for u in unread:
         context.log.warning(f"landing/{u.path}: {u.reason}")
-    meta = ingest_metadata(built, landed, quarantine)
+    meta = ingest_metadata(built, landed, quarantine, prefgate.paths.landing)
     meta["unread_landing_files"] = dg.MetadataValue.json([{"file": u.path, "reason": u.reason} for u in unread])
     meta["unread_landing_file_count"] = len(unread)
     yield dg.Output(table, "raw_prompts", metadata=meta)
@@ -81,7 +81,8 @@ def response_pairs(  # type: ignore[no-untyped-def]
     )
     table = schemas.validate(schemas.ResponsePairs, table)
     quarantine = quarantine_frame("response_pairs", built.rejected)
-    yield dg.Output(table, "response_pairs", metadata=ingest_metadata(built, landed, quarantine))
+    meta = ingest_metadata(built, landed, quarantine, prefgate.paths.landing)
+    yield dg.Output(table, "response_pairs", metadata=meta)
     yield dg.Output(schemas.validate(schemas.PairKeys, keys), "pair_keys", metadata={"dagster/row_count": keys.height})
     yield dg.Output(quarantine, "quarantine_response_pairs", metadata={"dagster/row_count": quarantine.height})
 
@@ -103,5 +104,5 @@ def eval_prompts(context: dg.AssetExecutionContext, prefgate: PrefgateResource):
     built = build_prompts(landed.files, "eval_prompts")
     quarantine = quarantine_frame("eval_prompts", built.rejected)
     table = schemas.validate(schemas.EvalPrompts, built.table)
-    yield dg.Output(table, "eval_prompts", metadata=ingest_metadata(built, landed, quarantine))
+    yield dg.Output(table, "eval_prompts", metadata=ingest_metadata(built, landed, quarantine, prefgate.paths.landing))
     yield dg.Output(quarantine, "quarantine_eval_prompts", metadata={"dagster/row_count": quarantine.height})

@@ -47,7 +47,7 @@ def _ingest_batch(
     built = build_labels(landed.files, kind, pair_keys, day, existing)
     table = schemas.validate(schemas.HumanLabels, built.table) if kind == "human_labels" else built.table
     quarantine = quarantine_frame(kind, built.rejected, day)
-    meta = ingest_metadata(built, landed, quarantine)
+    meta = ingest_metadata(built, landed, quarantine, prefgate.paths.landing)
     who = "rater_id" if kind == "human_labels" else "judge_id"
     meta[f"distinct_{who}s"] = table[who].n_unique()
     meta["choice_counts"] = dg.MetadataValue.json(

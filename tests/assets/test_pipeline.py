@@ -122,6 +122,7 @@ def test_preference_set_passes_gates_and_exports(sample_run: tuple[Home, dict]) 
         "flagged_share_at_most_max": True,
         "great_expectations_suite": True,
         "governance_gates": True,
+        "quarantine_share_at_most_max": True,
     }
     ps = read_table(home, "preference_set")
     assert ps.height > 100
