@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets._meta import markdown_table
+from assets._meta import headline, table_entries
 from pipelines.resources import PrefgateResource
 from prefgate import schemas
 from prefgate.governance import excluded_raters, govern_consensus
@@ -110,7 +110,7 @@ def quarantine(
         metadata={
             "dagster/row_count": df.height,
             "by_table": dg.MetadataValue.json(dict(df.group_by("table").len().sort("table").iter_rows())),
-            "by_reason": markdown_table(by_reason, 30),
+            **table_entries("by_reason", by_reason, 30, empty_reason="no landing row was rejected"),
         },
     )
 
@@ -134,15 +134,24 @@ def human_consensus(
         df,
         metadata={
             "dagster/row_count": df.height,
+            **headline(
+                {
+                    "pairs": df.height,
+                    "mean_confidence": df["confidence"].mean(),
+                    "mean_agreement": df["agreement"].mean(),
+                    "labels": human_labels.height,
+                    "excluded_raters": excluded.height,
+                    "retracted_labels": int(retracted["labels_removed"].sum()),
+                    "excluded_labels": int(df["excluded_label_ids"].list.len().sum()),
+                }
+            ),
             "method": policy.consensus.method,
-            "labels": human_labels.height,
-            "excluded_raters": excluded.height,
-            "retracted_raters": markdown_table(retracted.filter(pl.col("kind") == "rater")),
-            "retracted_labels": int(retracted["labels_removed"].sum()),
-            "excluded_labels": int(df["excluded_label_ids"].list.len().sum()),
+            **table_entries(
+                "retracted_raters",
+                retracted.filter(pl.col("kind") == "rater"),
+                empty_reason="no rater is retracted (policy.retractions, retractions.yaml)",
+            ),
             "verdicts": dg.MetadataValue.json(verdicts),
-            "mean_agreement": float(df["agreement"].mean() or 0.0),
-            "mean_confidence": float(df["confidence"].mean() or 0.0),
             "pairs_by_label_count": dg.MetadataValue.json(
                 {str(k): v for k, v in df.group_by("n_labels").len().sort("n_labels").iter_rows()}
             ),

@@ -10,7 +10,7 @@ import json
 import dagster as dg
 import polars as pl
 
-from assets._meta import image, markdown_table
+from assets._meta import chart, headline, table_entries
 from pipelines.resources import PrefgateResource
 from prefgate.calibration import (
     ENSEMBLE_ID,
@@ -75,6 +75,17 @@ def _ensemble_verdicts(verdicts: pl.DataFrame) -> pl.DataFrame:
         pl.lit(ENSEMBLE_ID).alias("judge_id"),
         pl.when(pl.col("probability_a").is_not_null()).then(by_prob).otherwise(by_votes).alias("choice"),
     ).drop("_a", "_b", "_t")
+
+
+def judge_names(judge_labels: pl.DataFrame) -> dict[str, str]:
+    """Short name per judge_id for metadata keys: the judge's source (its judges.yaml name for a live judge, the
+    landing source for a recorded one) when that source holds only this judge_id, else the judge_id itself."""
+    per_id = judge_labels.group_by("judge_id").agg(pl.col("source").unique().alias("sources"))
+    names = {j: s[0] if len(s) == 1 else j for j, s in per_id.iter_rows()}
+    taken: dict[str, int] = {}
+    for n in names.values():
+        taken[n] = taken.get(n, 0) + 1
+    return {j: n if taken[n] == 1 else j for j, n in names.items()} | {ENSEMBLE_ID: ENSEMBLE_ID}
 
 
 @dg.multi_asset(
@@ -165,29 +176,75 @@ def judge_calibration(
         pl.col("reasons").list.join("; ")
     )
     oof = cmap.oof if cmap.oof is not None else pl.DataFrame()
-    plot_md: dict[str, dg.MetadataValue] = {}
+    exports = prefgate.paths.exports
+    names = judge_names(judge_labels)
+
+    def bins(prediction: str) -> pl.DataFrame:  # legend by short judge name
+        return reliability_bins(oof, prediction=prediction).with_columns(pl.col("judge_id").replace(names))
+
+    plot_md: dict[str, object] = {
+        "reliability": "no reliability diagram: no judge verdict overlaps a human consensus to calibrate against"
+    }
     if oof.height:
-        plot_md["reliability_before"] = image(
-            reliability_plot(reliability_bins(oof, prediction="raw")), "reliability before calibration"
-        )
-        plot_md["reliability_after"] = image(
-            reliability_plot(reliability_bins(oof, prediction="calibrated")), "reliability after calibration (OOF)"
-        )
+        plot_md = {
+            **chart(
+                exports,
+                "judge_calibration",
+                "reliability_before",
+                reliability_plot(bins("raw"), title="reliability before calibration"),
+                "reliability before calibration",
+            ),
+            **chart(
+                exports,
+                "judge_calibration",
+                "reliability_after",
+                reliability_plot(bins("calibrated"), title="reliability after calibration (OOF)"),
+                "reliability after calibration (OOF)",
+                primary=False,
+            ),
+        }
+    per_judge = {
+        f"{measure}/{names.get(j, j)}": v
+        for j, kappa, agree in overall.select("judge_id", "kappa", "agree_strict").iter_rows()
+        for measure, v in (("kappa", kappa), ("agreement", agree))
+    }
+    n_slices = gated.filter(pl.col("slice") != "all").height
     yield dg.Output(
         gated,
         "judge_calibration",
         metadata={
             "dagster/row_count": gated.height,
-            "overlap_labels": overlap.height,
-            "judges": overall.height,
-            "overall": markdown_table(overall, 30),
-            "failing_slices": markdown_table(
-                failing.select("judge_id", "slice", "slice_value", "n_pairs", "reasons"), 30
+            **headline(
+                {
+                    "judges_passing": len(passing),
+                    "judges": overall.height,
+                    "overlap_labels": overlap.height,
+                    "passing_slices": int(gated["passed"].sum()),
+                    **per_judge,
+                }
             ),
-            "passing_slices": int(gated["passed"].sum()),
-            "retracted": markdown_table(retracted),
-            "calibration_maps": dg.MetadataValue.path(str(maps_path)),
+            "judge_names": dg.MetadataValue.json({names.get(j, j): j for j in overall["judge_id"].to_list()}),
             **plot_md,
+            **table_entries(
+                "overall",
+                overall.with_columns(
+                    pl.col("judge_id").replace_strict(names, default=pl.col("judge_id")).alias("name")
+                ).select("name", *overall.columns),
+                30,
+                empty_reason="no judge verdict overlaps a human consensus",
+            ),
+            **table_entries(
+                "failing_slices",
+                failing.select("judge_id", "slice", "slice_value", "n_pairs", "reasons"),
+                30,
+                empty_reason=f"every one of the {n_slices} judge x slice rows passes its gate"
+                if n_slices
+                else "no slice rows (policy.merge.slices gave no slice with overlap)",
+            ),
+            **table_entries(
+                "retracted", retracted, empty_reason="no judge is retracted (policy.retractions, retractions.yaml)"
+            ),
+            "calibration_maps": dg.MetadataValue.path(str(maps_path)),
         },
     )
     yield dg.Output(
@@ -196,11 +253,13 @@ def judge_calibration(
         metadata={
             "dagster/row_count": calibrated.height,
             "pairs": calibrated["pair_id"].n_unique(),
-            "by_judge": markdown_table(
+            **table_entries(
+                "by_judge",
                 calibrated.group_by("judge_id")
                 .agg(pl.len().alias("pairs"), pl.col("calibrated").mean().alias("mean_calibrated"))
                 .sort("judge_id"),
                 30,
+                empty_reason="no judge verdicts",
             ),
         },
     )

@@ -12,7 +12,7 @@ import duckdb
 import polars as pl
 import yaml
 
-from assets._meta import latest_metadata, markdown_table
+from assets._meta import headline, latest_metadata, table_entries
 from pipelines.resources import PrefgateResource
 from prefgate.card import dataset_card
 from prefgate.curate_prompts import audit_prompts, curate_rows
@@ -85,7 +85,12 @@ def prompt_audit(
         metadata={
             "dagster/row_count": matches.height,
             "by_method": dg.MetadataValue.json(dict(matches.group_by("method").len().sort("method").iter_rows())),
-            "matches": markdown_table(matches.select("train_id", "eval_source", "method", "score", "sample"), 20),
+            **table_entries(
+                "matches",
+                matches.select("train_id", "eval_source", "method", "score", "sample"),
+                20,
+                empty_reason=f"no training prompt matches any of the {eval_prompts.height} eval prompts",
+            ),
         },
     )
 
@@ -193,23 +198,35 @@ def preference_set(
         .pivot(on="split", index="pair_source", values="len")
         .fill_null(0)
     )
+    judge_rows = kept.filter(pl.col("label_origin") == "judge")
     yield dg.Output(
         kept,
         "preference_set",
         metadata={
             "dagster/row_count": kept.height,
+            **headline(
+                {
+                    "rows": kept.height,
+                    "train_rows": kept.filter(pl.col("split") == "train").height,
+                    "eval_rows": kept.filter(pl.col("split") == "eval").height,
+                    "judge_row_share": judge_rows.height / kept.height if kept.height else None,
+                    "candidates": candidates.height,
+                    "curated_out": dropped.height,
+                    "mean_weight": kept["weight"].mean(),
+                }
+            ),
             "lineage_version": version,
-            "candidates": candidates.height,
-            "curated_out": dropped.height,
             "counts_reconcile": True,
             "policy_version": policy.version,
             "policy_hash": policy.policy_hash,
-            "by_origin_and_split": markdown_table(by),
-            "by_source_and_split": markdown_table(by_source),
-            "judge_rows_by_judge": markdown_table(
-                kept.filter(pl.col("label_origin") == "judge").group_by("label_source").len().sort("label_source")
+            **table_entries("by_origin_and_split", by, empty_reason="the preference set is empty"),
+            **table_entries("by_source_and_split", by_source, empty_reason="the preference set is empty"),
+            **table_entries(
+                "judge_rows_by_judge",
+                judge_rows.group_by("label_source").len().sort("label_source"),
+                empty_reason="no row comes from a judge verdict (none passed its slice gates, or all pairs have a "
+                "confident human consensus)",
             ),
-            "mean_weight": float(kept["weight"].mean() or 0.0),
             "content_hash": frame_hash(kept),
             "manifest": dg.MetadataValue.json(manifest),
         },
@@ -219,11 +236,13 @@ def preference_set(
         "curation_dropped",
         metadata={
             "dagster/row_count": dropped.height,
-            "by_reason": markdown_table(
+            **table_entries(
+                "by_reason",
                 dropped.with_columns(pl.col("reason").str.split(":").list.first().alias("kind"))
                 .group_by("kind")
                 .len()
-                .sort("len", descending=True)
+                .sort("len", descending=True),
+                empty_reason=f"no candidate was curated out: all {candidates.height} candidates are in the set",
             ),
         },
     )
@@ -267,12 +286,18 @@ def set_audit(prefgate: PrefgateResource, preference_set: pl.DataFrame) -> dg.Ou
         metadata={
             "dagster/row_count": table.height,
             "summary": dg.MetadataValue.json(summary),
-            "length_bias": markdown_table(lb, 30),
-            "sycophancy": markdown_table(syc.drop("flagged_ids") if "flagged_ids" in syc.columns else syc),
-            "over_refusal": markdown_table(
-                over.drop([c for c in over.columns if c.endswith("ids")]) if over.height else over
+            **table_entries("length_bias", lb, 30, empty_reason="the preference set is empty"),
+            **table_entries(
+                "sycophancy",
+                syc.drop("flagged_ids") if "flagged_ids" in syc.columns else syc,
+                empty_reason="the preference set is empty",
             ),
-            "coverage": markdown_table(cov, 40),
+            **table_entries(
+                "over_refusal",
+                over.drop([c for c in over.columns if c.endswith("ids")]) if over.height else over,
+                empty_reason="the preference set is empty",
+            ),
+            **table_entries("coverage", cov, 40, empty_reason="the preference set is empty"),
         },
     )
 
@@ -309,8 +334,12 @@ def review_queue(
             "label_studio_tasks": dg.MetadataValue.path(str(files["tasks"])),
             "label_studio_config": dg.MetadataValue.path(str(files["label_config"])),
             "exports": dg.MetadataValue.json({k: str(v) for k, v in files.items()}),
-            "queue": markdown_table(
-                queue.drop([c for c in queue.columns if queue[c].dtype == pl.List(pl.String)] or []), 20
+            **table_entries(
+                "queue",
+                queue.drop([c for c in queue.columns if queue[c].dtype == pl.List(pl.String) and c != "reasons"]),
+                20,
+                empty_reason=f"no pair to review: {candidates['pair_id'].n_unique()} pairs without a confident human "
+                "consensus have judge verdicts, and none has a reason (policy.routing)",
             ),
             "how_labels_return": "Import tasks.json into Label Studio with label_config.xml; export the annotations "
             "as JSON and run `prefgate review land EXPORT.json --batch YYYY-MM-DD`: they land as human labels.",
@@ -353,12 +382,25 @@ def preference_set_export(
         metadata={
             "path": dg.MetadataValue.path(str(out)),
             "dataset_card": dg.MetadataValue.path(str(out / "README.md")),
+            **headline(
+                {
+                    "export_rows": int(manifest["rows"]),
+                    "gates_passed": sum(bool(g["passed"]) for g in gates),
+                    "gates_total": len(gates),
+                }
+            ),
             "rows": manifest["rows"],
             "splits": dg.MetadataValue.json(manifest["splits"]),
             "content_hash": manifest["content_hash"],
             "lineage_version": str(version),
-            "gates_passed": dg.MetadataValue.md(
-                "\n".join(f"- {g['name']}: {'pass' if g['passed'] else 'FAIL'}" for g in gates)
+            **table_entries(
+                "gates",
+                pl.DataFrame(
+                    [{"gate": g["name"], "passed": bool(g["passed"]), "message": str(g["message"])} for g in gates],
+                    schema={"gate": pl.String, "passed": pl.Boolean, "message": pl.String},
+                ),
+                50,
+                empty_reason="no check on preference_set has been evaluated yet",
             ),
         }
     )
@@ -375,7 +417,7 @@ def latest_gate_results(instance: dg.DagsterInstance) -> list[dict[str, Any]]:
             evaluation = record.event.dagster_event.event_specific_data if record and record.event else None
             passed = getattr(evaluation, "passed", None)
             md = getattr(evaluation, "metadata", {}) or {}
-            message = md.get("summary")
+            message = md.get("reason")
             out.append(
                 {
                     "name": key.name,

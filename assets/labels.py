@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._meta import ingest_metadata, markdown_table
+from assets._meta import ingest_metadata, table_entries
 from assets.partitions import batch_dates
 from pipelines.resources import SCHEMA, PrefgateResource
 from prefgate import schemas
@@ -190,8 +190,10 @@ def _live_metadata(frame: pl.DataFrame, names: dict[str, str]) -> dict[str, obje
         "live_judges": dg.MetadataValue.json(sorted(names.values())),
         "live_judgments": frame.height,
         "live_failed": int((frame["status"] == "failed").sum()),
-        "per_judge": markdown_table(per_judge),
-        "failures_by_reason": markdown_table(failures),
+        **table_entries("per_judge", per_judge, empty_reason="no live judgment"),
+        **table_entries(
+            "failures_by_reason", failures, empty_reason=f"none of the {frame.height} live judgments failed"
+        ),
     }
 
 

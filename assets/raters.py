@@ -3,12 +3,13 @@
 import dagster as dg
 import polars as pl
 
-from assets._meta import image, markdown_table
+from assets._meta import chart, headline, table, table_entries
 from pipelines.resources import PrefgateResource
 from prefgate import plots
 from prefgate.agreement import AgreementReport
+from prefgate.drift import DriftReport, DriftThresholds
 from prefgate.governance import GATING_FLAGS, audit_raters
-from prefgate.rater_quality import FLAGS
+from prefgate.rater_quality import FLAGS, RaterThresholds
 
 GROUP = "audit"
 
@@ -17,6 +18,49 @@ def _interval(rep: AgreementReport) -> str:
     if rep.alpha_low is None or rep.alpha_high is None:
         return rep.alpha_reason or "not computed"
     return f"[{rep.alpha_low:.3f}, {rep.alpha_high:.3f}] ({rep.ci_level:.0%}, {rep.n_boot} resamples)"
+
+
+def drift_empty_reasons(drift: DriftReport, th: DriftThresholds) -> dict[str, str]:
+    """Why ``change_points`` and ``population_changes`` are empty, in words with the numbers and the policy keys
+    (``raters.drift_thresholds.*``) that decide it; only meaningful for the empty ones."""
+    days = drift.population_daily.height
+    span = f"the labels span {days} day{'s' if days != 1 else ''}"
+    tested = drift.rater_tests.filter(pl.col("statistic").is_not_null())
+    need = 2 * th.min_side_days
+    if tested.height == 0 and days < need:
+        change = (
+            f"no change test: {span}, fewer than the {need} a test needs ({th.min_side_days} days with labels on "
+            f"each side of a change, raters.drift_thresholds.min_side_days)"
+        )
+    elif tested.height == 0:
+        change = (
+            f"no change test: {span}, but no rater has {th.min_side_days} days and {th.min_side_labels} scored "
+            f"labels on each side of any day (raters.drift_thresholds.min_side_days, min_side_labels)"
+        )
+    else:
+        change = (
+            f"no change detected: {tested.height} of {drift.rater_tests.height} raters tested over {days} days; "
+            f"none fell by {th.min_drop} or more with a statistic of {th.z} or more (raters.drift_thresholds."
+            f"min_drop, z); the largest statistic was {tested['statistic'].max():.2f}"
+        )
+    pop = drift.population_daily
+    judged = pop.filter(pl.col("n_labels") >= th.min_day_labels)
+    parts = []
+    if days <= th.reference_days:
+        parts.append(
+            f"{span}, all inside the {th.reference_days}-day reference window (raters.drift_thresholds."
+            f"reference_days), so each day is compared with a reference that contains it"
+        )
+    if judged.height < days:
+        parts.append(
+            f"{days - judged.height} of {days} days have fewer than {th.min_day_labels} labels and are not judged "
+            f"(raters.drift_thresholds.min_day_labels)"
+        )
+    psi_max = judged["psi"].max()
+    if judged.height and psi_max is not None:
+        parts.append(f"the largest PSI of a judged day is {psi_max:.3f} < {th.psi_alert} (psi_alert)")
+    none = "no population change: " + ("; ".join(parts) or f"no day reached PSI {th.psi_alert} (psi_alert)")
+    return {"change_points": change, "population_changes": none}
 
 
 @dg.multi_asset(
@@ -30,20 +74,6 @@ def _interval(rep: AgreementReport) -> str:
             description="Per rater per day agreement with consensus, with each rater's change test.",
         ),
     },
-    check_specs=[
-        dg.AssetCheckSpec(
-            "alpha_at_least_min",
-            asset="rater_quality",
-            blocking=True,
-            description="Krippendorff's alpha over all human labels reaches the policy minimum.",
-        ),
-        dg.AssetCheckSpec(
-            "flagged_share_at_most_max",
-            asset="rater_quality",
-            blocking=True,
-            description="The share of assessed raters with a gating flag stays under the maximum.",
-        ),
-    ],
     ins={"human_labels": dg.AssetIn("resolved_human_labels")},
     pool="duckdb",
 )
@@ -60,64 +90,73 @@ def rater_audit(context: dg.AssetExecutionContext, prefgate: PrefgateResource, h
         .select("rater_id", "n_labels", "agreement", "first_share", "tie_rate", "flag_reasons")
     )
     flagged = q.filter(pl.any_horizontal(*GATING_FLAGS))
+    exports = prefgate.paths.exports
     yield dg.Output(
         q,
         "rater_quality",
         metadata={
             "dagster/row_count": q.height,
-            "alpha": rep.alpha,
-            "alpha_interval": _interval(rep),
-            "percent_agreement": rep.percent_agreement,
-            "alpha_by_source": markdown_table(audit.by_source),
-            "flagged_raters_by_flag": dg.MetadataValue.json(flag_counts),
-            "flagged_share": audit.flagged_share,
-            "excluded_from_consensus": markdown_table(
-                audit.excluded_raters.with_columns(pl.col("reasons").list.join(","))
+            **headline(
+                {
+                    "alpha": rep.alpha,
+                    "alpha_low": rep.alpha_low,
+                    "alpha_high": rep.alpha_high,
+                    "percent_agreement": rep.percent_agreement,
+                    "flagged_share": audit.flagged_share,
+                    "raters": q.height,
+                    "raters_assessed": int(q["assessed"].sum()),
+                    "raters_flagged": flagged.height,
+                }
             ),
-            "worst_raters": markdown_table(worst),
-            "agreement_distribution": image(plots.agreement_histogram(q), "per-rater agreement"),
+            "alpha_interval": _interval(rep),
+            **chart(
+                exports, "rater_quality", "agreement_distribution", plots.agreement_histogram(q), "per-rater agreement"
+            ),
+            "alpha_by_source": table(audit.by_source, empty_reason="no human labels"),
+            "flagged_raters_by_flag": dg.MetadataValue.json(flag_counts),
+            "excluded_from_consensus": table(
+                audit.excluded_raters,
+                empty_reason=f"no rater carries an excluding flag ({', '.join(policy.raters.exclude_flags) or 'none'}: "
+                "raters.exclude_flags)",
+            ),
+            "worst_raters": table(worst, empty_reason="no rater has enough labels to be assessed"),
         },
     )
     daily = audit.drift.rater_daily.join(
         audit.drift.rater_tests.select("rater_id", "change_day", "statistic", "detected"), on="rater_id", how="left"
     )
+    drift_th = RaterThresholds.from_overrides(policy.raters.thresholds, policy.raters.drift_thresholds).drift
+    why = drift_empty_reasons(audit.drift, drift_th)
     yield dg.Output(
         daily,
         "rater_drift",
         metadata={
             "dagster/row_count": daily.height,
-            "change_points": markdown_table(audit.drift.change_points),
-            "population_drift": markdown_table(audit.drift.population_daily),
-            "population_changes": markdown_table(audit.drift.population_changes),
-            "drift_of_flagged_raters": image(
+            **headline(
+                {
+                    "days": audit.drift.population_daily.height,
+                    "raters_tested": int(audit.drift.rater_tests["statistic"].is_not_null().sum()),
+                    "raters_changed": audit.drift.change_points.height,
+                    "population_changes_count": audit.drift.population_changes.height,
+                }
+            ),
+            **chart(
+                exports,
+                "rater_drift",
+                "rater_day_heatmap",
+                plots.rater_day_heatmap(audit.drift.rater_daily),
+                "rater x day agreement",
+            ),
+            **chart(
+                exports,
+                "rater_drift",
+                "drift_of_flagged_raters",
                 plots.drift_chart(audit.drift.rater_daily, flagged["rater_id"].to_list()),
                 "daily agreement of flagged raters",
+                primary=False,
             ),
-            "rater_day_heatmap": image(plots.rater_day_heatmap(audit.drift.rater_daily), "rater x day agreement"),
-        },
-    )
-    cfg = policy.agreement
-    alpha_ok = rep.alpha is not None and rep.alpha >= cfg.min_alpha
-    yield dg.AssetCheckResult(
-        check_name="alpha_at_least_min",
-        asset_key="rater_quality",
-        passed=alpha_ok,
-        metadata={
-            "alpha": rep.alpha,
-            "min_alpha": cfg.min_alpha,
-            "alpha_low": rep.alpha_low,
-            "alpha_high": rep.alpha_high,
-            "reason": rep.alpha_reason or "",
-        },
-    )
-    yield dg.AssetCheckResult(
-        check_name="flagged_share_at_most_max",
-        asset_key="rater_quality",
-        passed=audit.flagged_share <= cfg.max_flagged_share,
-        metadata={
-            "flagged_share": audit.flagged_share,
-            "max_flagged_share": cfg.max_flagged_share,
-            "flagged": flagged.height,
-            "assessed": int(q["assessed"].sum()),
+            "change_points": table(audit.drift.change_points, empty_reason=why["change_points"]),
+            "population_changes": table(audit.drift.population_changes, empty_reason=why["population_changes"]),
+            **table_entries("population_drift", audit.drift.population_daily, 31),
         },
     )

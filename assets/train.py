@@ -15,7 +15,7 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from assets._meta import image, latest_metadata, markdown_table
+from assets._meta import chart, headline, latest_metadata, table_entries
 from pipelines.resources import PROJECT_ROOT, PrefgateResource
 from prefgate.export import sorted_hash
 from prefgate.lineage.store import record_model
@@ -97,7 +97,7 @@ def _train(
         "metrics": {k: result.get(k) for k in ("first_loss", "final_loss", "global_step", "tokens_per_s")},
     }
     version = None
-    lineage_md: dict[str, dg.MetadataValue] = {}
+    lineage_md: dict[str, object] = {}
     if parent:
         from prefgate.lineage.queries import model_lineage
 
@@ -119,9 +119,10 @@ def _train(
         lineage_md = {
             "lineage_totals": dg.MetadataValue.json(lineage["totals"]),
             **{
-                f"lineage_by_{dim}": markdown_table(pl.DataFrame(lineage["counts"][dim]), 15)
+                k: v
                 for dim in ("label_origin", "rater", "judge", "prompt_source", "category")
                 if lineage["counts"].get(dim)
+                for k, v in table_entries(f"lineage_by_{dim}", pl.DataFrame(lineage["counts"][dim]), 15).items()
             },
             "trained_under_gates": dg.MetadataValue.json(lineage["gates"]),
         }
@@ -135,16 +136,28 @@ def _train(
             "dataset_content_hash": manifest["content_hash"],
             "policy_hash": str(manifest.get("policy_hash")),
             "reused": reused,
-            "train_rows": int(result["train_rows"]),
-            "global_step": int(result["global_step"]),
-            "first_loss": result.get("first_loss"),
-            "final_loss": result.get("final_loss"),
-            "wall_time_s": float(result["wall_time_s"]),
-            "tokens_per_s": result.get("tokens_per_s"),
+            **headline(
+                {
+                    "train_rows": int(result["train_rows"]),
+                    "global_step": int(result["global_step"]),
+                    "first_loss": result.get("first_loss"),
+                    "final_loss": result.get("final_loss"),
+                    "wall_time_s": float(result["wall_time_s"]),
+                    "tokens_per_s": result.get("tokens_per_s"),
+                }
+            ),
+            **(
+                chart(
+                    prefgate.paths.exports,
+                    context.asset_key.path[-1],
+                    "loss_curve",
+                    plots.loss_curve(history, f"{name} loss"),
+                    f"{name} loss",
+                )
+                if history
+                else {"loss_curve": "no loss logged"}
+            ),
             **lineage_md,
-            "loss_curve": image(plots.loss_curve(history, f"{name} loss"), f"{name} loss")
-            if history
-            else "no loss logged",
         }
     )
 
@@ -227,9 +240,9 @@ def model_eval(
     return dg.MaterializeResult(
         metadata={
             "headline": dg.MetadataValue.json(report.headline),
-            "reward_accuracy": markdown_table(report.reward_accuracy, 30),
-            "hh_rlhf_accuracy": markdown_table(report.hh_rlhf_accuracy),
-            "refusal": markdown_table(report.refusal),
+            **table_entries("reward_accuracy", report.reward_accuracy, 30, empty_reason="no held-out human pairs"),
+            **table_entries("hh_rlhf_accuracy", report.hh_rlhf_accuracy, empty_reason="no HH-RLHF test pairs scored"),
+            **table_entries("refusal", report.refusal, empty_reason="no XSTest prompts evaluated"),
             "win_rate": dg.MetadataValue.json(report.win_rate),
             "regressions": dg.MetadataValue.md("\n".join(f"- {m}" for m in regressions) or "none"),
             "regressed": bool(regressions),

@@ -7,21 +7,20 @@ import dagster as dg
 import polars as pl
 
 from pipelines.resources import SCHEMA, PrefgateResource
-from prefgate.ingest.shares import COUNT_SCHEMA, quarantine_shares, share_sentence
-
-INGESTED = ("raw_prompts", "response_pairs", "eval_prompts", "human_labels", "judge_labels")
-RESOLUTION_REASONS = ("conflicting_label", "repeated_label")  # accepted at ingest, set aside later
+from prefgate.ingest.shares import (
+    COUNT_SCHEMA,
+    INGESTED,
+    accepted_counts_sql,
+    quarantine_shares,
+    rejected_counts,
+    share_sentence,
+)
 
 
 def _accepted_counts(prefgate: PrefgateResource) -> pl.DataFrame:
     frames = []
     for table in INGESTED:
-        batch = "batch_date" if table in ("human_labels", "judge_labels") else "CAST(NULL AS DATE)"
-        live = " WHERE origin = 'recorded'" if table == "judge_labels" else ""
-        df = prefgate.query(
-            f"SELECT '{table}' AS \"table\", {batch} AS batch_date, source_file, count(*) AS n "
-            f"FROM {SCHEMA}.{table}{live} GROUP BY ALL"
-        )
+        df = prefgate.query(accepted_counts_sql(table, SCHEMA))
         if df is not None:
             frames.append(df.cast(COUNT_SCHEMA))  # type: ignore[arg-type]
     return pl.concat(frames) if frames else pl.DataFrame(schema=COUNT_SCHEMA)
@@ -35,13 +34,7 @@ def _accepted_counts(prefgate: PrefgateResource) -> pl.DataFrame:
 )
 def quarantine_share_at_most_max(prefgate: PrefgateResource, quarantine: pl.DataFrame) -> dg.AssetCheckResult:
     max_share = prefgate.policy().ingest.max_quarantine_share
-    rejected = (
-        quarantine.filter(~pl.col("reason").str.starts_with(RESOLUTION_REASONS[0]))
-        .filter(~pl.col("reason").str.starts_with(RESOLUTION_REASONS[1]))
-        .group_by("table", "batch_date", "source_file")
-        .agg(pl.len().cast(pl.Int64).alias("n"))
-    )
-    shares = quarantine_shares(_accepted_counts(prefgate), rejected, max_share)
+    shares = quarantine_shares(_accepted_counts(prefgate), rejected_counts(quarantine), max_share)
     over = shares.filter(pl.col("over"))
     return dg.AssetCheckResult(
         passed=over.is_empty(),

@@ -9,6 +9,7 @@ import dagster as dg
 from assets import audit, calibrate, curate, ingest, labels, raters, train
 from checks.ingest import CHECKS as INGEST_CHECKS
 from checks.preference_set import CHECKS
+from checks.raters import CHECKS as RATER_CHECKS
 from pipelines.io import WarehouseIOManager
 from pipelines.jobs import ingest_job, labels_job, nightly_refresh, refresh_job, train_job
 from pipelines.resources import SCHEMA, PrefgateResource
@@ -35,7 +36,7 @@ def build_definitions(
     }
     return dg.Definitions(
         assets=dg.load_assets_from_modules([ingest, labels, raters, audit, calibrate, curate, train]),
-        asset_checks=[*INGEST_CHECKS, *CHECKS],
+        asset_checks=[*INGEST_CHECKS, *RATER_CHECKS, *CHECKS],
         jobs=[ingest_job, labels_job, refresh_job, train_job],
         schedules=[nightly_refresh],
         sensors=[landing_sensor, gated_export_automation, stale_run_reaper],

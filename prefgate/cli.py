@@ -7,6 +7,7 @@
     prefgate bench           the rater-governance benchmark table (see benchmarks/README.md)
     prefgate judge           run AI judges over the warehouse's pairs, both orders, cached (prefgate.judges.command)
     prefgate lineage         audit versions, models, raters, judges, examples; diff; retract (prefgate.lineage.command)
+    prefgate report          governance tables in the terminal: raters, judges, gates, set (prefgate.report.command)
     prefgate review land F   land a Label Studio JSON export of the review queue as human labels (closes the loop)
 
 The main job goes through the same landing folder and the same Dagster jobs a user's files take, recorded in
@@ -93,6 +94,7 @@ def _run_locked(home: Home, sample: bool, train: bool, judges: list[str] | None)
 
     import dagster as dg
 
+    from assets.partitions import register_batches
     from pipelines.definitions import build_definitions
     from pipelines.recovery import describe, recover, worker_tags
     from pipelines.summary import failure_lines, write_log
@@ -104,6 +106,7 @@ def _run_locked(home: Home, sample: bool, train: bool, judges: list[str] | None)
     plan: list[tuple[str, str | None]] = [("ingest_job", None)]
     keys = sorted(set(batches(home.landing, "human_labels")) | set(batches(home.landing, "judge_labels")))
     plan += [("labels_job", k) for k in keys]
+    register_batches(instance, keys)
     plan.append(("refresh_job", None))
     if train:
         plan.append(("train_job", None))
@@ -191,6 +194,18 @@ def home_lock(home: Home, what: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def register_landed_batches(home: Home) -> list[str]:
+    """Make every batch folder in landing/ a partition of the label assets (the UI can then materialize it)."""
+    import dagster as dg
+
+    from assets.partitions import register_batches
+    from prefgate.ingest.landing import batches
+
+    keys = sorted(set(batches(home.landing, "human_labels")) | set(batches(home.landing, "judge_labels")))
+    with dg.DagsterInstance.get() as instance:
+        return register_batches(instance, keys)
+
+
 def review_land(export: Path, batch: str, home: Home) -> int:
     """Land a Label Studio export: its tasks as pair keys (display order) and its annotations as human labels."""
 
@@ -207,6 +222,7 @@ def review_land(export: Path, batch: str, home: Home) -> int:
     name = export.stem
     pairs_file = land_review_tasks([{"data": t["data"]} for t in tasks if "data" in t], home.landing, name)
     labels_file = land_labelstudio_export(export, home.landing, batch, name=name)
+    register_landed_batches(home)
     print(f"landed pair keys: {pairs_file}")
     print(f"landed labels:    {labels_file or '(no annotations in the export)'}")
     print(f"next: prefgate run --no-sample   (or let landing_sensor run labels_job[{batch}])")
@@ -264,6 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     lineage_command.add_arguments(
         sub.add_parser("lineage", help="row-level lineage: versions, models, raters, judges, examples, diff, retract")
     )
+    from prefgate.report import command as report_command
+
+    report_command.add_arguments(
+        sub.add_parser("report", help="governance tables in the terminal: raters, judges, gates, set")
+    )
     p_review = sub.add_parser("review", help="the human review loop (Label Studio)")
     review_sub = p_review.add_subparsers(dest="review_command", required=True)
     p_rl = review_sub.add_parser("land", help="land a Label Studio JSON export of review tasks as human labels")
@@ -285,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         copied = land_folder(args.folder, init_home(home))
         print(f"landed {len(copied)} files into {home.landing}")
+        added = register_landed_batches(home)
+        if added:
+            print(f"new label batches (labels_job partitions): {', '.join(added)}")
         return 0
     if args.command == "run":
         judges = None if args.judges is None else [j for j in args.judges.split(",") if j.strip()]
@@ -293,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         return judge_command.main(args, home)
     if args.command == "lineage":
         return lineage_command.main(args, home)
+    if args.command == "report":
+        return report_command.main(args, home)
     if args.command == "review":
         return review_land(args.export, args.batch, init_home(home))
     print_tables(home)

@@ -41,13 +41,13 @@ class RaterAudit:
         return float(assessed.select(pl.any_horizontal(*GATING_FLAGS).mean()).item())
 
 
-def _items(labels: pl.DataFrame) -> pl.DataFrame:
+def item_frame(labels: pl.DataFrame) -> pl.DataFrame:
     """Agreement is computed over the sources' own items (source, pair key): a source that lists the same two
     responses under two keys asked its raters twice, and those are two ratings, not one rater labelling twice."""
     return labels.select(pl.concat_str("source", pl.lit("|"), "pair_key").alias("item"), "rater_id", "choice", "source")
 
 
-def _alpha_by_source(items: pl.DataFrame, n_boot: int, seed: int) -> pl.DataFrame:
+def alpha_by_source(items: pl.DataFrame, n_boot: int, seed: int) -> pl.DataFrame:
     rows = []
     for source in sorted(items["source"].unique().to_list()):
         rep = agreement_report(items.filter(pl.col("source") == source), n_boot=n_boot, seed=seed, item_col="item")
@@ -76,11 +76,11 @@ def audit_raters(labels: pl.DataFrame, policy: Policy, gold: pl.DataFrame | None
         gold = pl.DataFrame([g.model_dump() for g in policy.gold_pairs])
     quality = rater_quality(labels, gold, thresholds, drift_report=drift, scored=scored)
     cfg = policy.agreement
-    items = _items(labels)
+    items = item_frame(labels)
     report = agreement_report(items, n_boot=cfg.bootstrap_samples, seed=cfg.seed, item_col="item")
     excluded = excluded_raters(quality, policy)
     return RaterAudit(
-        quality, drift, report, _alpha_by_source(items, min(cfg.bootstrap_samples, 200), cfg.seed), excluded
+        quality, drift, report, alpha_by_source(items, min(cfg.bootstrap_samples, 200), cfg.seed), excluded
     )
 
 

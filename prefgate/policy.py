@@ -92,6 +92,19 @@ class RaterPolicy(_Strict):
     )
 
 
+class OnUndefinedPolicy(_Strict):
+    """What a rater gate does when its statistic cannot be computed on the data (it always says why)."""
+
+    alpha: Literal["pass", "fail"] = Field(
+        "fail",
+        description="alpha_at_least_min when alpha is undefined (e.g. one label per item, as with a benchmark's "
+        "single reference labels): 'fail' blocks everything downstream, 'pass' lets it run.",
+    )
+    flagged: Literal["pass", "fail"] = Field(
+        "pass", description="flagged_share_at_most_max when no rater has enough labels to be assessed."
+    )
+
+
 class AgreementPolicy(_Strict):
     """Gates on inter-rater agreement."""
 
@@ -99,6 +112,7 @@ class AgreementPolicy(_Strict):
     max_flagged_share: float = Field(0.2, ge=0.0, le=1.0, description="Most raters (share) that may be flagged.")
     bootstrap_samples: int = Field(1000, ge=0, le=100_000, description="Resamples of items for alpha's interval.")
     seed: int = 0
+    on_undefined: OnUndefinedPolicy = OnUndefinedPolicy()
 
 
 class JudgePolicy(_Strict):

@@ -54,6 +54,10 @@ def run_job(
     """Execute one job in process; assert its success (or failure) unless ``ok`` is None."""
     if run_config is None and name == "labels_job":
         run_config = RULES_ONLY
+    if partition is not None:  # batches are dynamic partitions: prefgate run and the sensor add them first
+        from assets.partitions import register_batches
+
+        register_batches(instance, [partition])
     result = defs.resolve_job_def(name).execute_in_process(
         instance=instance, partition_key=partition, raise_on_error=False, run_config=run_config or {}
     )

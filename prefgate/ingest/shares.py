@@ -11,6 +11,33 @@ from __future__ import annotations
 import polars as pl
 
 COUNT_SCHEMA = {"table": pl.String, "batch_date": pl.Date, "source_file": pl.String, "n": pl.Int64}
+INGESTED = ("raw_prompts", "response_pairs", "eval_prompts", "human_labels", "judge_labels")
+RESOLUTION_REASONS = ("conflicting_label", "repeated_label")  # accepted at ingest, set aside later
+
+
+def accepted_counts_sql(table: str, schema: str = "prefgate") -> str:
+    """SQL counting one ingested table's accepted rows per (table, batch_date, source_file); live judge rows,
+    which come from no file, are left out."""
+    batch = "batch_date" if table in ("human_labels", "judge_labels") else "CAST(NULL AS DATE)"
+    live = " WHERE origin = 'recorded'" if table == "judge_labels" else ""
+    return (
+        f"SELECT '{table}' AS \"table\", {batch} AS batch_date, source_file, count(*) AS n "
+        f"FROM {schema}.{table}{live} GROUP BY ALL"
+    )
+
+
+def rejected_counts(quarantine: pl.DataFrame) -> pl.DataFrame:
+    """Quarantined rows per file, without the labels set aside later by conflict resolution (they were read
+    and accepted; a rater labelling twice says nothing about the file's mapping)."""
+    keep = ~pl.col("reason").str.starts_with(RESOLUTION_REASONS[0]) & ~pl.col("reason").str.starts_with(
+        RESOLUTION_REASONS[1]
+    )
+    return (
+        quarantine.filter(keep)
+        .group_by("table", "batch_date", "source_file")
+        .agg(pl.len().cast(pl.Int64).alias("n"))
+        .cast(COUNT_SCHEMA)  # type: ignore[arg-type]
+    )
 
 
 def quarantine_shares(accepted: pl.DataFrame, quarantined: pl.DataFrame, max_share: float) -> pl.DataFrame:

@@ -69,9 +69,9 @@ def test_graph_snapshot(home: Home) -> None:
     from checks.preference_set import CHECKS as CHECK_DEFS
 
     assert all(spec.blocking for c in CHECK_DEFS for spec in c.check_specs)
-    from assets.raters import rater_audit
+    from checks.raters import CHECKS as RATER_CHECKS
 
-    assert {s.name: s.blocking for s in rater_audit.check_specs} == {
+    assert {s.name: s.blocking for c in RATER_CHECKS for s in c.check_specs} == {
         "alpha_at_least_min": True,
         "flagged_share_at_most_max": True,
     }
@@ -83,6 +83,7 @@ def test_graph_snapshot(home: Home) -> None:
         "stale_run_reaper",
     ]
     partitioned = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).is_partitioned}
+    assert isinstance(graph.get(dg.AssetKey("human_labels")).partitions_def, dg.DynamicPartitionsDefinition)
     assert partitioned == {"human_labels", "judge_labels", "quarantine_human_labels", "quarantine_judge_labels"}
 
 
@@ -106,6 +107,29 @@ def test_landing_sensor_requests_runs_for_new_files(sample_home: Home) -> None:
     third = landing_sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=again.cursor))
     assert [(r.job_name, r.partition_key) for r in third.run_requests or []] == [("labels_job", "2026-11-05")]
     assert "judge_labels/2026-11-05/llmfao-gpt4-rerun.csv" in json.loads(third.cursor or "{}")
+
+
+def test_landing_sensor_does_not_replay_what_the_warehouse_holds(sample_home: Home) -> None:
+    """A home filled by `prefgate run`: the UI's sensor starts with no cursor and must launch nothing."""
+    defs = build_definitions(sample_home)
+    instance = dg.DagsterInstance.ephemeral()
+    run_job(defs, instance, "ingest_job")
+    for batch in ("2026-11-02", "2026-11-03", "2026-11-04"):
+        run_job(defs, instance, "labels_job", batch)
+    resources = {"prefgate": PrefgateResource(home=str(sample_home.root))}
+    first = landing_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert not first.run_requests
+    # a new batch is a new partition and one run, under a key that is the same in every process
+    new = sample_home.landing / "human_labels" / "2026-11-05"
+    new.mkdir()
+    (new / "llmfao-crowd-more.csv").write_text("id,prompt,model_x,model_y,worker,winner,left,right\n")
+    ctx = dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor)
+    second = landing_sensor(ctx)
+    assert [(r.job_name, r.partition_key) for r in second.run_requests or []] == [("labels_job", "2026-11-05")]
+    again = landing_sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
+    assert [r.run_key for r in again.run_requests or []] == [r.run_key for r in second.run_requests or []]
+    adds = second.dynamic_partitions_requests or []
+    assert [list(r.partition_keys) for r in adds] == [["2026-11-05"]]
 
 
 def _materialize_set(defs: dg.Definitions, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:

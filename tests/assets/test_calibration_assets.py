@@ -184,6 +184,31 @@ def test_calibration_figures_equal_an_independent_computation(cal_run: Calibrati
     assert (ENSEMBLE in overall["judge_id"].to_list()) == (passing >= 2)
 
 
+def test_calibration_headline_metadata_per_judge(cal_run: CalibrationRun) -> None:
+    """kappa/<judge> and agreement/<judge> (strict) as plain floats under short names, for the Plots tab."""
+    overall = _overall(cal_run)
+    meta = _metadata(cal_run.results["refresh"], "judge_calibration")
+    names = meta["judge_names"]
+    assert names["planted-first"] == PLANTED_FIRST and names["planted-longer"] == PLANTED_LONGER
+    assert names["mtbench-gpt4"] == MTBENCH_GPT4 and names.get(ENSEMBLE, ENSEMBLE) == ENSEMBLE
+    assert set(names.values()) == set(overall["judge_id"])
+    by_id = {row["judge_id"]: row for row in overall.iter_rows(named=True)}
+    for name, judge_id in names.items():
+        for key, col in ((f"kappa/{name}", "kappa"), (f"agreement/{name}", "agree_strict")):
+            want = by_id[judge_id][col]
+            if want is None:
+                assert key not in meta, key
+            else:
+                assert type(meta[key]) is float and meta[key] == round(want, 4), (key, meta[key], want)
+    passing = overall.filter((pl.col("judge_id") != ENSEMBLE) & pl.col("passed")).height
+    assert meta["judges_passing"] == passing
+    table = meta["overall"]
+    assert isinstance(table, dg.TableMetadataValue) and len(table.records) == overall.height
+    assert {c.name: c.type for c in table.schema.columns}["kappa"] == "float"
+    chart = cal_run.home.exports / "charts" / "judge_calibration.png"
+    assert meta["reliability_before_png"] == str(chart) and chart.read_bytes()[:4] == b"\x89PNG"
+
+
 # ------------------------------------------------------------------ 2. planted judges are caught by the gate
 
 
@@ -247,6 +272,13 @@ def test_curation_counts_reconcile_and_groups_stay_in_one_split(cal_run: Calibra
     meta = _metadata(cal_run.results["refresh"], "preference_set")
     ps, dropped = cal_run.tables["preference_set"], cal_run.tables["curation_dropped"]
     assert meta["candidates"] == ps.height + meta["curated_out"]
+    assert meta["rows"] == ps.height
+    assert (meta["train_rows"], meta["eval_rows"]) == (
+        ps.filter(pl.col("split") == "train").height,
+        ps.filter(pl.col("split") == "eval").height,
+    )
+    judge_share = ps.filter(pl.col("label_origin") == "judge").height / ps.height
+    assert type(meta["judge_row_share"]) is float and meta["judge_row_share"] == round(judge_share, 4)
     assert dropped.height == meta["curated_out"]
     assert ps.height > 100
     groups = ps.join(cal_run.tables["prompt_audit"].select("prompt_id", "group_id"), on="prompt_id", how="left")

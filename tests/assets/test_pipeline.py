@@ -15,6 +15,7 @@ from prefgate.ingest.landing import batches
 from tests.conftest import read_table, run_job
 
 BATCHES = ["2026-11-02", "2026-11-03", "2026-11-04"]
+ASSET = "preference_set"
 
 
 def ingest_everything(defs: dg.Definitions, instance: dg.DagsterInstance, home: Home) -> None:
@@ -138,6 +139,18 @@ def test_preference_set_passes_gates_and_exports(sample_run: tuple[Home, dict]) 
     assert {"prompt", "chosen", "rejected"} <= set(ds["train"].column_names)
     assert ds["train"].num_rows + ds["test"].num_rows == ps.height
     assert pl.read_parquet(out / "preference_set.parquet").height == ps.height
+    # headline numbers as plain ints/floats, so the Plots tab charts them across runs
+    export_meta = output_metadata(results["refresh"], "preference_set_export")
+    assert export_meta["export_rows"] == ps.height
+    assert export_meta["gates_passed"] == export_meta["gates_total"] > 0
+    gates = export_meta["gates"]
+    assert isinstance(gates, dg.TableMetadataValue) and len(gates.records) == export_meta["gates_total"]
+    assert all(r.data["passed"] is True and checks[str(r.data["gate"])] for r in gates.records)
+    consensus = read_table(home, "human_consensus")
+    cons_meta = output_metadata(results["refresh"], "human_consensus")
+    assert cons_meta["pairs"] == consensus.height
+    assert type(cons_meta["mean_confidence"]) is float
+    assert cons_meta["mean_confidence"] == round(float(consensus["confidence"].mean()), 4)  # type: ignore[arg-type]
 
 
 def test_consensus_provenance_reaches_preference_rows(sample_run: tuple[Home, dict]) -> None:
@@ -169,7 +182,7 @@ def test_planted_contamination_blocks_export(sample_home: Home, sources_copy: Pa
     checks = {k: e.passed for k, e in evaluations.items()}
     assert checks["no_eval_contamination"] is False
     assert checks["governance_gates"] is False  # its contamination gate, with the count in words
-    summary = str(evaluations["governance_gates"].metadata["summary"].value)
+    summary = str(evaluations["governance_gates"].metadata["reason"].value)
     n = int(evaluations["no_eval_contamination"].metadata["contaminated_rows"].value)  # type: ignore[arg-type]
     leaked_rows = read_table(sample_home, "preference_set").filter(pl.col("prompt") == leaked).height
     assert n >= leaked_rows >= 1
@@ -209,3 +222,62 @@ def test_reingesting_the_same_file_adds_nothing(sample_home: Home) -> None:
     assert read_table(sample_home, "human_labels").height == before
     q = read_table(sample_home, "quarantine_human_labels").filter(pl.col("batch_date") == pl.date(2026, 11, 9))
     assert q.height == 2 and q["reason"].str.starts_with("duplicate label: already ingested at batch 2026-11-02").all()
+
+
+def _readme(pattern: str) -> tuple[str, ...]:
+    import re
+
+    from prefgate.home import PROJECT_ROOT
+
+    text = " ".join((PROJECT_ROOT / "README.md").read_text().split())  # one line: a figure may wrap
+    found = re.search(pattern, text)
+    assert found, f"README no longer states {pattern!r}: update the README or this test"
+    return found.groups()
+
+
+def test_readme_figures_match_a_run_on_the_sample(sample_run: tuple[Home, dict]) -> None:
+    """The README's figures on the sample and its thresholds equal what a run and the policy say (a drift fails)."""
+    from prefgate.governance import audit_raters
+    from prefgate.home import PROJECT_ROOT
+    from prefgate.policy import load_policy
+
+    home, results = sample_run
+    policy = load_policy(PROJECT_ROOT / "config" / "policy.yaml")
+    audit = audit_raters(read_table(home, "resolved_human_labels"), policy)
+    rep = audit.agreement
+    assert _readme(r"alpha (\d\.\d{3}) \[(\d\.\d{3}), (\d\.\d{3})\] pooled") == tuple(
+        f"{v:.3f}" for v in (rep.alpha, rep.alpha_low, rep.alpha_high)
+    )
+    by_source = dict(audit.by_source.select("source", "alpha").iter_rows())
+    assert _readme(r"LLMFAO crowd (\d\.\d{3}), MT-Bench experts (\d\.\d{3}), PandaLM annotators (\d\.\d{3})") == (
+        f"{by_source['llmfao-crowd']:.3f}",
+        f"{by_source['mtbench-experts']:.3f}",
+        f"{by_source['pandalm-annotators']:.3f}",
+    )
+    words = {2: "two", 3: "three", 4: "four", 5: "five"}
+    spammers = read_table(home, "rater_quality").filter(pl.col("spammer"))
+    assert spammers["rater_id"].str.starts_with("llmfao-crowd:").all()
+    assert _readme(r"(\w+) LLMFAO workers are flagged spammer") == (words[spammers.height],)
+    gates, merge = policy.gates, policy.merge
+    assert _readme(r"kappa ≥ (\d\.\d+), the agreement interval's lower bound ≥ (\d\.\d+)") == (
+        f"{gates.min_judge_kappa}",
+        f"{gates.min_judge_agreement}",
+    )
+    assert _readme(r"\|P\(first\) − 0\.5\| ≤ (\d\.\d+), P\(longer\) at most (\d\.\d+) above") == (
+        f"{gates.max_position_bias}",
+        f"{gates.max_length_bias}",
+    )
+    assert _readme(r"reached P\(humans agree\) ≥ (\d\.\d+); weight = that probability × (\d\.\d+)") == (
+        f"{merge.min_calibrated_confidence}",
+        f"{merge.judge_weight}",
+    )
+    assert _readme(r"P\(chosen longer\) ≤ (\d\.\d+)") == (f"{gates.max_chosen_longer}",)
+    ps = read_table(home, "preference_set")
+    judge_rows = ps.filter(pl.col("label_origin") != "human").height
+    assert _readme(r"(\d+) ensemble verdicts on MT-Bench pairs enter the set .{0,60} beside (\d+) human rows") == (
+        str(judge_rows),
+        str(ps.height - judge_rows),
+    )
+    on_set = [e for e in results["refresh"].get_asset_check_evaluations() if e.asset_key.to_user_string() == ASSET]
+    words_n = {8: "eight", 9: "nine", 10: "ten", 11: "eleven"}
+    assert _readme(r"the \*\*Checks\*\* tab shows its (\w+) blocking checks") == (words_n[len(on_set)],)

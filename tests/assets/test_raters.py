@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -34,8 +35,14 @@ def _run_all(home: Home, policy_path: str | None = None, ok: bool | None = True)
     return run_job(defs, instance, "refresh_job", ok=ok)
 
 
+def _meta(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, dg.MetadataValue]:
+    return next(
+        e.materialization.metadata for e in result.get_asset_materialization_events() if e.asset_key.path == [asset]
+    )
+
+
 def test_excluded_raters_leave_consensus_and_are_recorded(sample_home: Home) -> None:
-    _run_all(sample_home)
+    result = _run_all(sample_home)
     quality, consensus = read_table(sample_home, "rater_quality"), read_table(sample_home, "human_consensus")
     labels, prefs = read_table(sample_home, "human_labels"), read_table(sample_home, "preference_set")
     excluded = set(quality.filter(pl.col("spammer") | pl.col("biased"))["rater_id"])
@@ -51,6 +58,35 @@ def test_excluded_raters_leave_consensus_and_are_recorded(sample_home: Home) -> 
     # a flagged rater's reasons are written out in words with the numbers
     reasons = quality.filter(pl.col("rater_id").is_in(list(excluded)))["flag_reasons"].to_list()
     assert all("spammer:" in r or "biased:" in r for r in reasons)
+    # metadata read at a glance: headline numbers as plain floats/ints (charted in the Plots tab), typed tables
+    meta = _meta(result, "rater_quality")
+    for key in ("alpha", "alpha_low", "alpha_high", "percent_agreement", "flagged_share"):
+        assert isinstance(meta[key], dg.FloatMetadataValue) and type(meta[key].value) is float, key
+    assert isinstance(meta["raters"], dg.IntMetadataValue) and meta["raters"].value == quality.height
+    assert meta["alpha_low"].value <= meta["alpha"].value <= meta["alpha_high"].value  # type: ignore[operator]
+    table = meta["excluded_from_consensus"]
+    assert isinstance(table, dg.TableMetadataValue)
+    assert {r.data["rater_id"] for r in table.records} == excluded
+    assert [(c.name, c.type) for c in table.schema.columns] == [("rater_id", "string"), ("reasons", "string")]
+    worst = meta["worst_raters"]
+    assert isinstance(worst, dg.TableMetadataValue)
+    assert {c.name: c.type for c in worst.schema.columns}["agreement"] == "float"
+    full = dict(quality.select("rater_id", "flag_reasons").iter_rows())
+    for r in worst.records:  # strings in full, floats to 3 significant digits
+        assert r.data["flag_reasons"] == full[r.data["rater_id"]]
+        a = r.data["agreement"]
+        assert a is None or (isinstance(a, float) and a == float(f"{a:.3g}"))
+    chart = sample_home.exports / "charts" / "rater_quality.png"
+    assert meta["agreement_distribution_png"].value == str(chart) and chart.read_bytes()[:4] == b"\x89PNG"
+    # the sample spans 3 days, too few for the change test: the empty tables say so, with the numbers
+    drift = _meta(result, "rater_drift")
+    assert drift["days"].value == len(BATCHES)
+    assert drift["change_points"].value == (
+        "empty: no change test: the labels span 3 days, fewer than the 4 a test needs (2 days with labels on each "
+        "side of a change, raters.drift_thresholds.min_side_days)"
+    )
+    assert "7-day reference window" in str(drift["population_changes"].value)
+    assert isinstance(drift["population_drift"], dg.TableMetadataValue)
 
 
 @pytest.mark.parametrize(
@@ -66,6 +102,13 @@ def test_failing_rater_gate_stops_consensus_and_training_data(
     result = _run_all(sample_home, _policy(tmp_path, **{section: values}), ok=False)
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks[failing] is False
+    reason = next(e for e in result.get_asset_check_evaluations() if e.check_name == failing).metadata["reason"]
+    sentence = str(getattr(reason, "value", reason))
+    if failing == "alpha_at_least_min":  # the value, the threshold, the gap and what it was computed over
+        assert sentence.startswith("alpha 0.4") and "< 0.95 required, short by 0.4" in sentence
+        assert re.search(r", over [\d,]+ labels on [\d,]+ items$", sentence), sentence
+    else:
+        assert "> 0% allowed, over by" in sentence and "spammer" in sentence
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events() if e.asset_key}
     assert "rater_quality" in done
     assert not done & {"human_consensus", "preference_set", "preference_set_export"}
