@@ -3,6 +3,7 @@ another asset's latest materialization metadata."""
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -204,3 +205,21 @@ def ingest_metadata(built: Built, landed: LandedBatch, quarantine: pl.DataFrame,
         "renamed_files": dg.MetadataValue.json([{"file": f, "was": w} for f, w in landed.renamed]),
         "dagster/row_count": built.table.height,
     }
+
+
+def content_version(df: pl.DataFrame) -> dg.DataVersion:
+    """A data version from a frame's content (column names, types, rows in any order).
+
+    Dagster marks an asset stale when an input's data version differs from the one it was built from; by default
+    every materialization is a new version, so a rerun that changes nothing would mark everything downstream
+    "Unsynced". With content versions, only a real change does. Row hashes are polars' (fixed seed), sorted.
+    """
+    h = hashlib.sha256(repr([(c, str(t)) for c, t in df.schema.items()]).encode())
+    if df.height and df.width:
+        h.update(df.hash_rows(seed=0).sort().to_numpy().tobytes())
+    return dg.DataVersion(h.hexdigest()[:24])
+
+
+def output(value: pl.DataFrame, output_name: str = "result", metadata: dict[str, Any] | None = None) -> dg.Output:
+    """``dg.Output`` with a content data version (see :func:`content_version`)."""
+    return dg.Output(value, output_name, metadata=metadata, data_version=content_version(value))

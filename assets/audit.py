@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets._meta import headline, table_entries
+from assets._meta import headline, output, table_entries
 from pipelines.resources import PrefgateResource
 from prefgate import schemas
 from prefgate.governance import excluded_raters, govern_consensus
@@ -58,7 +58,7 @@ def resolved_human_labels(  # type: ignore[no-untyped-def]
     ]
     conflicts = pl.DataFrame(rows, schema=QUARANTINE_COLUMNS, orient="row")
     counts = dict(res.removed.group_by("reason").len().iter_rows())
-    yield dg.Output(
+    yield output(
         schemas.validate(schemas.HumanLabels, res.kept),
         "resolved_human_labels",
         metadata={
@@ -71,7 +71,7 @@ def resolved_human_labels(  # type: ignore[no-untyped-def]
             "counts_reconcile": human_labels.height == res.kept.height + res.removed.height,
         },
     )
-    yield dg.Output(conflicts, "quarantine_label_conflicts", metadata={"dagster/row_count": conflicts.height})
+    yield output(conflicts, "quarantine_label_conflicts", metadata={"dagster/row_count": conflicts.height})
 
 
 @dg.asset(
@@ -105,7 +105,7 @@ def quarantine(
         .len()
         .sort("len", descending=True)
     )
-    return dg.Output(
+    return output(
         df,
         metadata={
             "dagster/row_count": df.height,
@@ -130,7 +130,7 @@ def human_consensus(
     df = govern_consensus(kept, excluded, policy)
     df = schemas.validate(schemas.HumanConsensus, df)
     verdicts = dict(df.group_by("verdict").len().sort("verdict").iter_rows())
-    return dg.Output(
+    return output(
         df,
         metadata={
             "dagster/row_count": df.height,

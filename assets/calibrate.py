@@ -10,7 +10,7 @@ import json
 import dagster as dg
 import polars as pl
 
-from assets._meta import chart, headline, table_entries
+from assets._meta import chart, headline, output, table_entries
 from pipelines.resources import PrefgateResource
 from prefgate.calibration import (
     ENSEMBLE_ID,
@@ -209,7 +209,7 @@ def judge_calibration(
         for measure, v in (("kappa", kappa), ("agreement", agree))
     }
     n_slices = gated.filter(pl.col("slice") != "all").height
-    yield dg.Output(
+    yield output(
         gated,
         "judge_calibration",
         metadata={
@@ -247,7 +247,7 @@ def judge_calibration(
             "calibration_maps": dg.MetadataValue.path(str(maps_path)),
         },
     )
-    yield dg.Output(
+    yield output(
         calibrated,
         "judge_verdicts",
         metadata={

@@ -12,7 +12,7 @@ import duckdb
 import polars as pl
 import yaml
 
-from assets._meta import headline, latest_metadata, table_entries
+from assets._meta import headline, latest_metadata, output, table_entries
 from pipelines.resources import PrefgateResource
 from prefgate.card import dataset_card
 from prefgate.curate_prompts import audit_prompts, curate_rows
@@ -57,7 +57,7 @@ def prompt_audit(
         response_pairs, eval_prompts, policy.curation, cache_dir=shared_cache_dir("embeddings")
     )
     groups = audit.filter(pl.col("group_id") != pl.col("prompt_id"))
-    yield dg.Output(
+    yield output(
         audit,
         "prompt_audit",
         metadata={
@@ -79,7 +79,7 @@ def prompt_audit(
             "contaminated_prompts": int(audit["contaminated"].sum()),
         },
     )
-    yield dg.Output(
+    yield output(
         matches,
         "contamination_matches",
         metadata={
@@ -199,7 +199,7 @@ def preference_set(
         .fill_null(0)
     )
     judge_rows = kept.filter(pl.col("label_origin") == "judge")
-    yield dg.Output(
+    yield output(
         kept,
         "preference_set",
         metadata={
@@ -231,7 +231,7 @@ def preference_set(
             "manifest": dg.MetadataValue.json(manifest),
         },
     )
-    yield dg.Output(
+    yield output(
         dropped,
         "curation_dropped",
         metadata={
@@ -281,7 +281,7 @@ def set_audit(prefgate: PrefgateResource, preference_set: pl.DataFrame) -> dg.Ou
         ],
         how="vertical_relaxed",
     )
-    return dg.Output(
+    return output(
         table,
         metadata={
             "dagster/row_count": table.height,
@@ -326,7 +326,7 @@ def review_queue(
     out = prefgate.paths.exports / "review" / day
     files = write_exports(queue, response_pairs, out, seed=int(day.replace("-", "")))
     reasons = queue.select(pl.col("reasons").list.eval(pl.element().str.split(":").list.first())).explode("reasons")
-    return dg.Output(
+    return output(
         queue,
         metadata={
             "dagster/row_count": queue.height,

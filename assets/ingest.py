@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets._meta import ingest_metadata
+from assets._meta import ingest_metadata, output
 from pipelines.resources import SCHEMA, PrefgateResource
 from prefgate import schemas
 from prefgate.ingest.landing import land, unread_files
@@ -48,8 +48,8 @@ def raw_prompts(context: dg.AssetExecutionContext, prefgate: PrefgateResource): 
     meta = ingest_metadata(built, landed, quarantine, prefgate.paths.landing)
     meta["unread_landing_files"] = dg.MetadataValue.json([{"file": u.path, "reason": u.reason} for u in unread])
     meta["unread_landing_file_count"] = len(unread)
-    yield dg.Output(table, "raw_prompts", metadata=meta)
-    yield dg.Output(quarantine, "quarantine_raw_prompts", metadata={"dagster/row_count": quarantine.height})
+    yield output(table, "raw_prompts", metadata=meta)
+    yield output(quarantine, "quarantine_raw_prompts", metadata={"dagster/row_count": quarantine.height})
 
 
 @dg.multi_asset(
@@ -82,9 +82,9 @@ def response_pairs(  # type: ignore[no-untyped-def]
     table = schemas.validate(schemas.ResponsePairs, table)
     quarantine = quarantine_frame("response_pairs", built.rejected)
     meta = ingest_metadata(built, landed, quarantine, prefgate.paths.landing)
-    yield dg.Output(table, "response_pairs", metadata=meta)
-    yield dg.Output(schemas.validate(schemas.PairKeys, keys), "pair_keys", metadata={"dagster/row_count": keys.height})
-    yield dg.Output(quarantine, "quarantine_response_pairs", metadata={"dagster/row_count": quarantine.height})
+    yield output(table, "response_pairs", metadata=meta)
+    yield output(schemas.validate(schemas.PairKeys, keys), "pair_keys", metadata={"dagster/row_count": keys.height})
+    yield output(quarantine, "quarantine_response_pairs", metadata={"dagster/row_count": quarantine.height})
 
 
 @dg.multi_asset(
@@ -104,5 +104,5 @@ def eval_prompts(context: dg.AssetExecutionContext, prefgate: PrefgateResource):
     built = build_prompts(landed.files, "eval_prompts")
     quarantine = quarantine_frame("eval_prompts", built.rejected)
     table = schemas.validate(schemas.EvalPrompts, built.table)
-    yield dg.Output(table, "eval_prompts", metadata=ingest_metadata(built, landed, quarantine, prefgate.paths.landing))
-    yield dg.Output(quarantine, "quarantine_eval_prompts", metadata={"dagster/row_count": quarantine.height})
+    yield output(table, "eval_prompts", metadata=ingest_metadata(built, landed, quarantine, prefgate.paths.landing))
+    yield output(quarantine, "quarantine_eval_prompts", metadata={"dagster/row_count": quarantine.height})

@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from assets._meta import ingest_metadata, table_entries
+from assets._meta import ingest_metadata, output, table_entries
 from assets.partitions import batch_dates
 from pipelines.resources import SCHEMA, PrefgateResource
 from prefgate import schemas
@@ -54,8 +54,8 @@ def _ingest_batch(
         {r["choice"]: r["len"] for r in table.group_by("choice").len().sort("choice").iter_rows(named=True)}
     )
     return (
-        dg.Output(table, kind, metadata=meta),
-        dg.Output(quarantine, f"quarantine_{kind}", metadata={"dagster/row_count": quarantine.height}),
+        output(table, kind, metadata=meta),
+        output(quarantine, f"quarantine_{kind}", metadata={"dagster/row_count": quarantine.height}),
     )
 
 
@@ -232,5 +232,5 @@ def judge_labels(  # type: ignore[no-untyped-def]
     table = schemas.validate(schemas.JudgeLabels, pl.concat([recorded, live], how="vertical_relaxed"))
     meta = {**recorded_out.metadata, **live_meta, "dagster/row_count": table.height}
     meta["recorded_rows"] = recorded.height
-    yield dg.Output(table, "judge_labels", metadata=meta)
+    yield output(table, "judge_labels", metadata=meta)
     yield quarantine_out

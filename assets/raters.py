@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets._meta import chart, headline, table, table_entries
+from assets._meta import chart, headline, output, table, table_entries
 from pipelines.resources import PrefgateResource
 from prefgate import plots
 from prefgate.agreement import AgreementReport
@@ -91,7 +91,7 @@ def rater_audit(context: dg.AssetExecutionContext, prefgate: PrefgateResource, h
     )
     flagged = q.filter(pl.any_horizontal(*GATING_FLAGS))
     exports = prefgate.paths.exports
-    yield dg.Output(
+    yield output(
         q,
         "rater_quality",
         metadata={
@@ -112,7 +112,12 @@ def rater_audit(context: dg.AssetExecutionContext, prefgate: PrefgateResource, h
             **chart(
                 exports, "rater_quality", "agreement_distribution", plots.agreement_histogram(q), "per-rater agreement"
             ),
-            "alpha_by_source": table(audit.by_source, empty_reason="no human labels"),
+            # the notes are long sentences: in their own entry they keep the table's rows one line tall
+            "alpha_by_source": table(audit.by_source.drop("note", strict=False), empty_reason="no human labels"),
+            "alpha_by_source_notes": "; ".join(
+                f"{r['source']}: {r['note']}" for r in audit.by_source.iter_rows(named=True) if r.get("note")
+            )
+            or "none",
             "flagged_raters_by_flag": dg.MetadataValue.json(flag_counts),
             "excluded_from_consensus": table(
                 audit.excluded_raters,
@@ -127,7 +132,7 @@ def rater_audit(context: dg.AssetExecutionContext, prefgate: PrefgateResource, h
     )
     drift_th = RaterThresholds.from_overrides(policy.raters.thresholds, policy.raters.drift_thresholds).drift
     why = drift_empty_reasons(audit.drift, drift_th)
-    yield dg.Output(
+    yield output(
         daily,
         "rater_drift",
         metadata={

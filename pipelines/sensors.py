@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from assets.partitions import batch_dates
 from pipelines.jobs import ingest_job, labels_job
@@ -90,7 +91,11 @@ def landing_sensor(context: dg.SensorEvaluationContext, prefgate: PrefgateResour
     if context.cursor:
         previous: dict[str, str] = json.loads(context.cursor)
     else:  # first tick: what the warehouse already holds is not new
-        previous = {rel: current[rel] for rel in already_ingested(prefgate, landing, sorted(current))}
+        try:
+            held = already_ingested(prefgate, landing, sorted(current))
+        except duckdb.IOException:  # another process (a `prefgate run`) holds the warehouse: look next tick
+            return dg.SensorResult(skip_reason="the warehouse is busy (a run holds it); will look again")
+        previous = {rel: current[rel] for rel in held}
     changed = sorted(k for k, v in current.items() if previous.get(k) != v)
     if not changed:
         return dg.SensorResult(skip_reason="no new or changed landing files", cursor=json.dumps(current))

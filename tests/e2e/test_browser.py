@@ -1,9 +1,11 @@
-"""Real-browser test of the Dagster UI over a fresh prefgate home (Debian chromium driven by Playwright).
+"""UI acceptance test: real ``dagster dev`` over a home filled by ``prefgate run``, driven in real Chromium.
 
-The home is made with the ``prefgate`` CLI (``init``, then ``land`` the bundled sample once ``dagster dev`` serves
-it on a free port and its landing sensor is stopped). Chromium then checks that the catalog lists the pipeline's
-assets and materializes ``raw_prompts`` by clicking its Materialize button; the run must reach SUCCESS through the
-run queue and the daemon, seen both in the GraphQL API and on the run's page in the UI.
+The home gets two main-job runs (the second under a policy whose alpha gate fails), then ``dagster dev`` starts
+on it, as a team's morning would. Chromium then checks what a user sees: nothing replayed by the sensor, every
+label batch materialized, rater_quality's tables with full reasons and its chart, alpha's history on the Plots
+tab, the failing gate's sentence on the Checks tab, a check executed on its own, and rater_quality materialized
+from the UI. Screenshots of each page go to ``tests/e2e/output/`` (and the time from start to a usable asset
+page to ``timings.json`` there) so a reviewer can look at them.
 
 Never ``playwright install``: the browser is Debian's chromium (``scripts/ensure_chromium.sh``, run by ``make test``).
 """
@@ -26,7 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
+import yaml
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -54,6 +58,7 @@ ASSETS = [
     "preference_set",
     "preference_set_export",
 ]
+OUTPUT = PROJECT_ROOT / "tests" / "e2e" / "output"
 SERVER_TIMEOUT_S = 120
 RUN_TIMEOUT_S = 180
 UI_TIMEOUT_MS = 60_000
@@ -167,20 +172,57 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=10)
 
 
+@dataclass(frozen=True)
+class FilledHome:
+    """The home two `prefgate run`s filled, and what the UI must show of it."""
+
+    ui: DagsterUI
+    started: float  # time.monotonic() when dagster dev was started
+    failing_sentence: str  # the alpha gate's sentence from the strict-policy run
+
+
+def _run_cli(home: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(
+        [str(BIN / "prefgate"), "--home", str(home), *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+    return proc.stdout + proc.stderr
+
+
 @pytest.fixture
-def dagster_ui(tmp_path: Path) -> Iterator[DagsterUI]:
-    """``dagster dev`` over a new home holding the bundled sample; the process group is always stopped."""
+def filled_home(tmp_path: Path) -> Iterator[FilledHome]:
+    """Two main-job runs (the second fails the alpha gate by policy), then ``dagster dev`` on that home."""
     home = tmp_path / "home"
-    _prefgate(home, "init")
+    out = _run_cli(home, "run", "--no-train", "--judges", "rules")
+    assert "refresh_job                ok" in out, out[-3000:]
+    strict = yaml.safe_load((PROJECT_ROOT / "config" / "policy.yaml").read_text())
+    strict["agreement"]["min_alpha"] = 0.95
+    (tmp_path / "strict.yaml").write_text(yaml.safe_dump(strict))
+    out = _run_cli(
+        home,
+        "run",
+        "--no-train",
+        "--judges",
+        "rules",
+        "--no-sample",
+        env={"PREFGATE_POLICY": str(tmp_path / "strict.yaml")},
+    )
+    found = re.search(r"blocking check rater_quality\.alpha_at_least_min failed: (.+)", out)
+    assert found, out[-3000:]
     dagster_home = home / "dagster"
-    assert (dagster_home / "dagster.yaml").is_file()
     # The instance's one-time "Join the Dagster community" dialog would cover the page: mark it seen.
     (dagster_home / ".nux").mkdir(exist_ok=True)
     (dagster_home / ".nux" / "nux.yaml").write_text("seen: 1\n")
-
     port = _free_port()
     ui = DagsterUI(url=f"http://127.0.0.1:{port}", home=home, log=tmp_path / "dagster-dev.log")
     env = {**os.environ, "PREFGATE_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
+    env.pop("PREFGATE_POLICY", None)
+    started = time.monotonic()
     with ui.log.open("wb") as log:
         proc = subprocess.Popen(
             [str(BIN / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port), "-m", "pipelines.definitions"],
@@ -193,12 +235,7 @@ def dagster_ui(tmp_path: Path) -> Iterator[DagsterUI]:
         )
     try:
         _wait_for_server(ui, proc)
-        # landing_sensor (running by default) would queue ingest_job and a labels_job per batch ahead of the run
-        # under test, ~40 s behind the one-run-at-a-time queue: stop it first, then land the sample.
-        ui.stop_sensor("landing_sensor")
-        _prefgate(home, "land", str(SAMPLE_LANDING))
-        assert any((home / "landing").rglob("*.*")), "prefgate land copied nothing"
-        yield ui
+        yield FilledHome(ui, started, found.group(1).strip())
     finally:
         _stop(proc)
 
@@ -244,48 +281,114 @@ def _wait_for_run(ui: DagsterUI, run_id: str) -> dict[str, Any]:
     pytest.fail(f"run {run_id} still {status} after {RUN_TIMEOUT_S}s (the queue runs one run at a time)")
 
 
-def test_catalog_and_materialize_from_ui(browser: Browser, dagster_ui: DagsterUI, tmp_path: Path) -> None:
-    """The catalog lists the pipeline's assets; Materialize on raw_prompts launches a run that succeeds."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1600})  # tall: the catalog table is virtualized
+def _shot(page: Page, name: str) -> None:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / f"{name}.png"), full_page=True)
+
+
+def _materialize(page: Page, ui: DagsterUI, asset: str, siblings: list[str]) -> str:
+    """Click Materialize on an asset page (confirming a multi-asset's siblings); returns the run id."""
+    page.goto(f"{ui.url}/assets/{asset}")
+    button = page.get_by_role("button", name=re.compile(r"^(materialization )?Materialize$"))
+    expect(button).to_be_enabled()  # disabled until the asset's definition has loaded
+    button.click()
+    confirm = page.get_by_role("dialog").get_by_role("button", name="Confirm", exact=True)
+    launched = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}$"))
+    expect(confirm.or_(launched)).to_be_visible()
+    if confirm.is_visible():
+        for sibling in siblings:
+            expect(page.get_by_role("dialog")).to_contain_text(sibling)
+        confirm.click()
+    expect(launched).to_be_visible()
+    short_id = launched.inner_text().split()[-1]
+    ids = [r["runId"] for r in ui.runs() if r["runId"].startswith(short_id)]
+    assert len(ids) == 1, ids
+    return str(ids[0])
+
+
+def test_ui_acceptance(browser: Browser, filled_home: FilledHome) -> None:
+    """What a team sees the morning after: see the module docstring for each promise."""
+    filled = filled_home
+    ui = filled.ui
+    page = browser.new_page(viewport={"width": 1500, "height": 1400})
     page.set_default_timeout(UI_TIMEOUT_MS)
-    with _debug_on_failure(page, dagster_ui, tmp_path / "failure.png"):
-        # 1. The catalog lists every asset of the graph, each linking to its own page.
-        page.goto(f"{dagster_ui.url}/assets")
+    timings: dict[str, float] = {}
+    with _debug_on_failure(page, ui, OUTPUT / "failure.png"):
+        # 0. Start to a usable asset page: the rater_quality page shows its latest materialization.
+        page.goto(f"{ui.url}/assets/rater_quality")
+        expect(page.get_by_text("Latest materialization").first).to_be_visible()
+        expect(page.get_by_text("alpha_interval", exact=True)).to_be_visible()
+        timings["dagster_dev_start_to_usable_asset_page_s"] = round(time.monotonic() - filled.started, 1)
+
+        # 1. The catalog lists the pipeline's assets; label assets show every batch materialized.
+        page.goto(f"{ui.url}/assets")
         for name in ASSETS:
-            link = page.locator(f'a[href="/assets/{name}"]').first
-            expect(link).to_be_visible()
-            expect(link).to_contain_text(name)
+            expect(page.locator(f'a[href="/assets/{name}"]').first).to_be_visible()
+        page.goto(f"{ui.url}/assets/human_labels?view=partitions")
+        expect(page.get_by_text("Materialized (3)")).to_be_visible()
+        expect(page.get_by_text("Missing (0)")).to_be_visible()
+        _shot(page, "01-human_labels-partitions")
 
-        # 2. Materialize raw_prompts from its asset page. It is a multi_asset that cannot be subset, so the UI asks
-        #    to confirm that quarantine_raw_prompts is materialized with it.
-        before = {run["runId"] for run in dagster_ui.runs()}
-        page.goto(f"{dagster_ui.url}/assets/raw_prompts")
-        button = page.get_by_role("button", name=re.compile(r"^(materialization )?Materialize$"))
-        expect(button).to_be_enabled()  # disabled until the asset's definition has loaded
-        button.click()
-        confirm = page.get_by_role("dialog").get_by_role("button", name="Confirm", exact=True)
+        # 2. rater_quality: typed tables whose reasons are whole, and its chart one click away.
+        con = duckdb.connect(str(ui.home / "warehouse.duckdb"), read_only=True)
+        longest = con.execute(
+            "SELECT flag_reasons FROM prefgate.rater_quality WHERE assessed ORDER BY agreement NULLS LAST, "
+            "length(flag_reasons) DESC LIMIT 1"
+        ).fetchone()[0]  # type: ignore[index]
+        con.close()
+        assert len(longest) > 80  # long enough that the old 80-character cut would show
+        page.goto(f"{ui.url}/assets/rater_quality")
+        expect(page.get_by_text("worst_raters", exact=True)).to_be_visible()
+        expect(page.get_by_text(longest, exact=True).first).to_be_attached()
+        _shot(page, "02-rater_quality")
+        page.get_by_text("[Show Markdown]").first.click()
+        chart = page.get_by_role("dialog").locator('img[src^="data:image/png;base64,"]')
+        expect(chart).to_be_visible()
+        assert chart.evaluate("img => img.naturalWidth") > 300
+        page.wait_for_timeout(600)  # the dialog fades in
+        _shot(page, "03-rater_quality-chart")
+        page.keyboard.press("Escape")
+
+        # 3. Plots: alpha's history across the two runs.
+        page.get_by_role("button", name="Plots").click()
+        expect(page.get_by_text("alpha", exact=True).first).to_be_visible()
+        expect(page.locator("canvas").first).to_be_visible()
+        _shot(page, "04-rater_quality-plots")
+
+        # 4. The Checks tab shows the failing gate's sentence, as `prefgate run` printed it.
+        page.goto(f"{ui.url}/assets/rater_quality?view=checks")
+        expect(page.get_by_text("alpha_at_least_min").first).to_be_visible()
+        assert re.fullmatch(
+            r"alpha 0\.\d+ < 0\.95 required, short by 0\.\d+, over [\d,]+ labels on [\d,]+ items",
+            filled.failing_sentence,
+        ), filled.failing_sentence
+        expect(page.get_by_text(filled.failing_sentence).first).to_be_visible()
+        _shot(page, "05-rater_quality-checks")
+
+        # 5. Nothing was launched by the sensors within 30 s of the start (a home `prefgate run` filled).
+        time.sleep(max(0.0, 30 - (time.monotonic() - filled.started)))
+        auto = [r for r in ui.runs() if any(t["key"] == "dagster/sensor_name" for t in r["tags"])]
+        assert auto == [], auto
+        assert "Sensor landing_sensor skipped: no new or changed landing files" in ui.log.read_text()
+
+        # 6. A check executes on its own from the UI.
+        before = {r["runId"] for r in ui.runs()}
+        page.get_by_text("flagged_share_at_most_max").first.click()
+        page.get_by_role("button", name=re.compile(r"^(\S+ )?Execute$")).click()  # not "Execute all"
         launched = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}$"))
-        expect(confirm.or_(launched)).to_be_visible()
-        if confirm.is_visible():
-            expect(page.get_by_role("dialog")).to_contain_text("quarantine_raw_prompts")
-            confirm.click()
         expect(launched).to_be_visible()
-        short_id = launched.inner_text().split()[-1]
+        check_runs = [r["runId"] for r in ui.runs() if r["runId"] not in before]
+        assert len(check_runs) == 1, check_runs
+        _wait_for_run(ui, check_runs[0])
 
-        # 3. The API knows that run: new, launched by hand (not by the landing sensor), both outputs selected.
-        new_runs = [r for r in dagster_ui.runs() if r["runId"] not in before and r["runId"].startswith(short_id)]
-        assert len(new_runs) == 1, new_runs
-        run_id = new_runs[0]["runId"]
-        tags = {t["key"]: t["value"] for t in new_runs[0]["tags"]}
-        assert "dagster/sensor_name" not in tags, tags
-        assert sorted("/".join(a["path"]) for a in new_runs[0]["assetSelection"]) == [
-            "quarantine_raw_prompts",
-            "raw_prompts",
-        ]
-
-        # 4. It goes through the queue and succeeds, per the API and on its page in the UI.
-        _wait_for_run(dagster_ui, run_id)
-        page.goto(f"{dagster_ui.url}/runs/{run_id}")
-        expect(page.get_by_text(short_id, exact=True).first).to_be_visible()
+        # 7. Materializing rater_quality (with rater_drift, one multi-asset) from the UI succeeds, checks included.
+        run_id = _materialize(page, ui, "rater_quality", ["rater_drift"])
+        _wait_for_run(ui, run_id)
+        page.goto(f"{ui.url}/runs/{run_id}")
         expect(page.get_by_text("Success", exact=True).first).to_be_visible()
-        expect(page.get_by_text("RUN_SUCCESS", exact=True).first).to_be_attached()
+        _shot(page, "06-materialize-run")
+        page.goto(f"{ui.url}/assets/rater_quality?view=checks")
+        expect(page.get_by_text(re.compile(r"^alpha 0\.\d+ ≥ 0\.30 required")).first).to_be_visible()
+        _shot(page, "07-rater_quality-checks-after")
+    (OUTPUT / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    print(f"\nUI timings: {timings}; screenshots in {OUTPUT}")

@@ -28,12 +28,12 @@ def test_readme_main_job_command(tmp_path: Path) -> None:
     for line in ("ingest_job", "labels_job[2026-11-02]", "labels_job[2026-11-04]", "refresh_job", "train_job"):
         assert f"{line}" in out
     # the main job trains both models behind the gates and evaluates them
-    assert re.search(r"check governance_gates\s+passed", out)
+    assert re.search(r"check preference_set\.governance_gates\s+passed", out)
     for model in ("reward_model", "dpo_policy"):
         assert list((tmp_path / "home" / "models" / model).glob("*/final/config.json")), model
     assert "reward_accuracy" in out and "win_rate" in out
     assert "FAILED" not in out
-    assert re.search(r"check no_eval_contamination\s+passed", out)
+    assert re.search(r"check preference_set\.no_eval_contamination\s+passed", out)
     home = tmp_path / "home"
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     n = con.execute("SELECT count(*) FROM prefgate.preference_set").fetchone()[0]  # type: ignore[index]
