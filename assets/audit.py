@@ -6,6 +6,7 @@ import polars as pl
 from assets._meta import headline, output, table_entries
 from pipelines.resources import PrefgateResource
 from prefgate import schemas
+from prefgate.gold import apply_gold, split_gold
 from prefgate.governance import excluded_raters, govern_consensus
 from prefgate.ids import content_hash
 from prefgate.ingest.conflicts import resolve_conflicts
@@ -127,7 +128,8 @@ def human_consensus(
     retractions = load_retractions(prefgate.paths, policy.retractions)
     kept, _, retracted = apply_retractions(human_labels, pl.DataFrame(schema={"judge_id": pl.String}), retractions)
     excluded = excluded_raters(rater_quality, policy)
-    df = govern_consensus(kept, excluded, policy)
+    panel, gold = split_gold(kept, prefgate.gold_sources())
+    df = apply_gold(govern_consensus(panel, excluded, policy), gold)  # a reference label is the pair's verdict
     df = schemas.validate(schemas.HumanConsensus, df)
     verdicts = dict(df.group_by("verdict").len().sort("verdict").iter_rows())
     return output(
@@ -146,6 +148,7 @@ def human_consensus(
                 }
             ),
             "method": policy.consensus.method,
+            "gold_pairs": int((df["method"] == "gold").sum()),
             **table_entries(
                 "retracted_raters",
                 retracted.filter(pl.col("kind") == "rater"),

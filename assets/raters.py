@@ -8,6 +8,7 @@ from pipelines.resources import PrefgateResource
 from prefgate import plots
 from prefgate.agreement import AgreementReport
 from prefgate.drift import DriftReport, DriftThresholds
+from prefgate.gold import gold_verdicts, split_gold
 from prefgate.governance import GATING_FLAGS, audit_raters
 from prefgate.rater_quality import FLAGS, RaterThresholds
 
@@ -78,9 +79,12 @@ def drift_empty_reasons(drift: DriftReport, th: DriftThresholds) -> dict[str, st
     pool="duckdb",
 )
 def rater_audit(context: dg.AssetExecutionContext, prefgate: PrefgateResource, human_labels: pl.DataFrame):  # type: ignore[no-untyped-def]
-    """Agreement, per-rater quality and flags, and drift, from every human label batch."""
+    """Agreement, per-rater quality and flags, and drift, from every human label batch (gold reference labels
+    score the raters; they are not raters themselves)."""
     policy = prefgate.policy()
-    audit = audit_raters(human_labels, policy)
+    panel, gold = split_gold(human_labels, prefgate.gold_sources())
+    reference, conflicting = gold_verdicts(gold)
+    audit = audit_raters(panel, policy, gold=reference if reference.height else None)
     q, rep = audit.quality, audit.agreement
     flag_counts = {f: int(q[f].sum()) for f in FLAGS}
     worst = (
@@ -96,6 +100,8 @@ def rater_audit(context: dg.AssetExecutionContext, prefgate: PrefgateResource, h
         "rater_quality",
         metadata={
             "dagster/row_count": q.height,
+            "gold_reference_pairs": reference.height,  # pairs with a gold source's verdict (prefgate.gold)
+            "gold_pairs_conflicting": conflicting.height,  # gold labels that disagree: not a reference
             **headline(
                 {
                     "alpha": rep.alpha,

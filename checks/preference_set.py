@@ -209,15 +209,17 @@ def governance_gates(
 ) -> dg.AssetCheckResult:
     from prefgate.agreement import agreement_report
     from prefgate.gate_inputs import gate_inputs
+    from prefgate.gold import split_gold
     from prefgate.governance import item_frame
 
     policy = prefgate.policy()
     # rater alpha is an input in the graph (the standing labels), exact, not a rounded value read back from metadata
-    alpha = agreement_report(item_frame(human_labels), n_boot=0, item_col="item").alpha if human_labels.height else None
+    panel, _ = split_gold(human_labels, prefgate.gold_sources())
+    alpha = agreement_report(item_frame(panel), n_boot=0, item_col="item").alpha if panel.height else None
     inputs = gate_inputs(
         preference_set, judge_calibration, contamination_matches, response_pairs, alpha, policy, eval_prompts
     )
-    results = evaluate_gates(inputs, policy.gates)
+    results = evaluate_gates(inputs, policy.gates, policy.agreement.on_undefined.alpha)
     failed = [r for r in results if not r.passed]
     return dg.AssetCheckResult(
         passed=not failed,

@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 
 from pipelines.resources import PrefgateResource
+from prefgate.gold import split_gold
 from prefgate.rater_gates import GateResult, alpha_gate, flagged_share_gate
 
 ASSET = "rater_quality"
@@ -29,7 +30,8 @@ def _result(gate: GateResult) -> dg.AssetCheckResult:
 )
 def alpha_at_least_min(prefgate: PrefgateResource, labels: pl.DataFrame) -> dg.AssetCheckResult:
     cfg = prefgate.policy().agreement
-    return _result(alpha_gate(labels, cfg.min_alpha, cfg.on_undefined.alpha))
+    panel, gold = split_gold(labels, prefgate.gold_sources())  # reference labels are not a panel: no agreement
+    return _result(alpha_gate(panel, cfg.min_alpha, cfg.on_undefined.alpha, reference_labels=gold.height))
 
 
 @dg.asset_check(

@@ -31,6 +31,10 @@ class PrefgateResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def sources(self) -> list[SourceSpec]:
         return load_sources(self.sources_path)
 
+    def gold_sources(self) -> set[str]:
+        """Names of the human-label sources declared ``gold: true`` (reference labels, see prefgate.gold)."""
+        return {s.name for s in self.sources() if s.gold}
+
     def policy(self) -> Policy:
         return load_policy(self.policy_path)
 

@@ -247,16 +247,18 @@ def _judge_gate(frame: pl.DataFrame) -> GateResult:
     return GateResult("judge_calibration", n_fail == 0, n_fail, 0, "<=", message, {"failing": rows})
 
 
-def _alpha_gate(alpha: float | None, policy: GatesPolicy) -> GateResult:
+def _alpha_gate(alpha: float | None, policy: GatesPolicy, on_undefined: str = "fail") -> GateResult:
     floor = policy.min_rater_alpha
     if alpha is None or math.isnan(alpha):
+        verdict = "passes" if on_undefined == "pass" else "fails"
         return GateResult(
             "rater_alpha",
-            False,
+            on_undefined == "pass",
             None,
             floor,
             ">=",
-            f"rater alpha unavailable (no overlapping human labels); the gate needs alpha >= {floor:.2f}",
+            f"rater alpha unavailable (no item has two panel labels); the gate needs alpha >= {floor:.2f}, and the "
+            f"policy (agreement.on_undefined.alpha: {on_undefined}) says it {verdict}",
         )
     if alpha >= floor - EPS:
         return GateResult("rater_alpha", True, alpha, floor, ">=", f"rater alpha {alpha:.3f} >= {floor:.3f}")
@@ -337,12 +339,15 @@ def _coverage_gate(coverage: pl.DataFrame, policy: GatesPolicy) -> GateResult:
     return GateResult("coverage", not cells, len(cells), 0, "<=", message, {"short_cells": cells})
 
 
-def evaluate_gates(inputs: GateInputs, policy: GatesPolicy) -> list[GateResult]:
-    """Every set-level gate, in a fixed order; each failed message names its threshold and the shortfall."""
+def evaluate_gates(inputs: GateInputs, policy: GatesPolicy, alpha_on_undefined: str = "fail") -> list[GateResult]:
+    """Every set-level gate, in a fixed order; each failed message names its threshold and the shortfall.
+
+    ``alpha_on_undefined`` (``pass`` / ``fail``, the policy's ``agreement.on_undefined.alpha``) decides the rater
+    alpha gate when alpha cannot be computed (gold reference labels only)."""
     matches = inputs.contaminated_matches.head(20).to_dicts()
     return [
         _judge_gate(inputs.judge_slices),
-        _alpha_gate(inputs.rater_alpha, policy),
+        _alpha_gate(inputs.rater_alpha, policy, alpha_on_undefined),
         _at_most(
             "contamination",
             "rows matching eval prompts",

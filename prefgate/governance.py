@@ -6,7 +6,8 @@ table and the policy, so they run the same on a tiny frame in a test and on 10M 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, fields
 
 import numpy as np
 import polars as pl
@@ -14,6 +15,7 @@ import polars as pl
 from prefgate.agreement import AgreementReport, agreement_report
 from prefgate.consensus import dawid_skene_consensus, majority_consensus
 from prefgate.drift import DriftReport, detect_drift, score_labels
+from prefgate.gold import VERDICT_SCHEMA
 from prefgate.neardup import components
 from prefgate.policy import Policy
 from prefgate.rater_quality import RaterThresholds, rater_quality
@@ -67,13 +69,57 @@ def alpha_by_source(items: pl.DataFrame, n_boot: int, seed: int) -> pl.DataFrame
     return pl.DataFrame(rows)
 
 
+def empty_agreement(reason: str) -> AgreementReport:
+    """The agreement report of no labels: every coefficient undefined, with ``reason`` saying why."""
+    none = f"undefined: {reason}"
+    return AgreementReport(
+        n_labels=0, n_items=0, n_pairable_items=0, n_raters=0, labels_per_item={}, categories=(), level="nominal",
+        alpha=None, alpha_low=None, alpha_high=None, alpha_reason=f"Krippendorff's alpha is {none}",
+        fleiss_kappa=None, fleiss_n_raters=None, fleiss_n_items=None, fleiss_reason=f"Fleiss' kappa is {none}",
+        percent_agreement=None, percent_agreement_reason=f"percent agreement is {none}", n_boot=0, ci_level=0.95,
+    )  # fmt: skip
+
+
+def _empty_audit(labels: pl.DataFrame, policy: Policy) -> RaterAudit:
+    """The audit of no labels (e.g. only gold reference labels): no raters, no days, alpha undefined.
+
+    The per-rater and drift frames keep their real columns: they come from auditing one probe label of the same
+    schema and are then emptied, so downstream assets and the warehouse see the usual tables with no rows.
+    """
+    probe_values = {
+        pl.String: "probe",
+        pl.Date: dt.date(2000, 1, 1),
+        pl.Datetime: dt.datetime(2000, 1, 1),
+        pl.Float64: 1.0,
+        pl.Int64: 1,
+        pl.Boolean: False,
+    }
+    row = {c: probe_values.get(t.base_type()) for c, t in labels.schema.items()}  # type: ignore[call-overload]
+    row["choice"] = row["shown_first"] = "a"
+    probe = pl.DataFrame([row], schema=labels.schema, orient="row")
+    full = audit_raters(probe, policy)
+    parts = {f.name: getattr(full.drift, f.name) for f in fields(full.drift)}
+    drift = DriftReport(**{k: v.clear() if isinstance(v, pl.DataFrame) else v for k, v in parts.items()})
+    return RaterAudit(
+        full.quality.clear(), drift, empty_agreement("there are no panel labels"), full.by_source.clear(),
+        full.excluded_raters.clear(),
+    )  # fmt: skip
+
+
 def audit_raters(labels: pl.DataFrame, policy: Policy, gold: pl.DataFrame | None = None) -> RaterAudit:
-    """Agreement (pooled and per source), per-rater quality with flags, drift, and the raters to exclude."""
+    """Agreement (pooled and per source), per-rater quality with flags, drift, and the raters to exclude.
+
+    No labels (a benchmark with only gold reference labels) is an audit with no raters and alpha undefined."""
+    if labels.is_empty():
+        return _empty_audit(labels, policy)
     thresholds = RaterThresholds.from_overrides(policy.raters.thresholds, policy.raters.drift_thresholds)
     scored = score_labels(labels)
     drift = detect_drift(labels, thresholds.drift, scored=scored)
-    if gold is None and policy.gold_pairs:
-        gold = pl.DataFrame([g.model_dump() for g in policy.gold_pairs])
+    if policy.gold_pairs:  # the policy's gold pairs first: they win over a gold source's verdict on one pair
+        listed = pl.DataFrame([g.model_dump() for g in policy.gold_pairs]).cast(VERDICT_SCHEMA)  # type: ignore[arg-type]
+        if gold is not None:
+            listed = pl.concat([listed, gold.cast(VERDICT_SCHEMA)]).unique("pair_id", keep="first")  # type: ignore[arg-type]
+        gold = listed
     quality = rater_quality(labels, gold, thresholds, drift_report=drift, scored=scored)
     cfg = policy.agreement
     items = item_frame(labels)
@@ -126,8 +172,10 @@ def govern_consensus(labels: pl.DataFrame, excluded_raters: pl.DataFrame, policy
     dropped = labels.filter(pl.col("rater_id").is_in(excluded_ids))
     kept = labels.filter(~pl.col("rater_id").is_in(excluded_ids))
     method = policy.consensus.method
-    if kept.height == 0:
-        base = majority_consensus(kept)
+    if kept.height == 0:  # nothing left to vote: no probabilities (every pair becomes ``excluded`` below)
+        base = majority_consensus(kept).with_columns(
+            *[pl.lit(None, dtype=pl.Float64).alias(c) for c in ("p_a", "p_b", "p_tie", "confidence")]
+        )
     elif method == "dawid_skene":
         base = pl.concat([dawid_skene_consensus(part) for part in source_groups(kept)], how="vertical_relaxed").sort(
             "pair_id"

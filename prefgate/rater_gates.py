@@ -39,11 +39,20 @@ def _undefined(name: str, why: str, rule: OnUndefined, values: dict[str, float |
     return GateResult(name, rule == "pass", sentence, values)
 
 
-def alpha_gate(labels: pl.DataFrame, min_alpha: float, on_undefined: OnUndefined) -> GateResult:
-    """Alpha over the labels' own items (source, pair key), against ``min_alpha``."""
+def alpha_gate(
+    labels: pl.DataFrame, min_alpha: float, on_undefined: OnUndefined, reference_labels: int = 0
+) -> GateResult:
+    """Alpha over the panel labels' own items (source, pair key), against ``min_alpha``; ``reference_labels``
+    counts the gold labels kept out (prefgate.gold), for the sentence."""
     name = "alpha_at_least_min"
     if labels.is_empty():
-        return _undefined(name, "alpha is undefined: there are no human labels", on_undefined, {"labels": 0})
+        why = "alpha is undefined: there are no human labels"
+        if reference_labels:
+            why = (
+                f"alpha is undefined: no panel labels, only {reference_labels:,} gold reference labels (one per "
+                "pair, kept out of rater agreement)"
+            )
+        return _undefined(name, why, on_undefined, {"labels": 0, "reference_labels": reference_labels})
     rep = agreement_report(item_frame(labels), n_boot=0, item_col="item")
     values: dict[str, float | int | str] = {
         "labels": rep.n_labels,

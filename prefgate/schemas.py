@@ -166,7 +166,7 @@ class HumanConsensus(_Base):
     p_b: Series[pl.Float64] = pa.Field(nullable=True, ge=0, le=1)
     p_tie: Series[pl.Float64] = pa.Field(nullable=True, ge=0, le=1)
     confidence: Series[pl.Float64] = pa.Field(nullable=True, ge=0, le=1)
-    method: Series[str] = pa.Field(isin=["majority", "dawid_skene"])
+    method: Series[str] = pa.Field(isin=["majority", "dawid_skene", "gold"])
     excluded_label_ids: Series[pl.List(pl.String)]
     excluded_rater_ids: Series[pl.List(pl.String)]
 

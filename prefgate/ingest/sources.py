@@ -90,6 +90,11 @@ class SourceSpec(BaseModel):
     explode: str | None = None
     unpivot: Unpivot | None = None
     adapter: str | None = None
+    gold: bool = Field(
+        False,
+        description="human_labels only: the source holds reference labels (one per pair, a benchmark's answer key), "
+        "kept out of rater agreement and used as the pair's verdict (prefgate.gold).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> SourceSpec:
@@ -104,6 +109,8 @@ class SourceSpec(BaseModel):
             for key in ("choices", "shown_first", "pairs_from"):
                 if getattr(self, key) is None:
                     raise ValueError(f"'{key}' is required for {self.kind}")
+        if self.gold and self.kind != "human_labels":
+            raise ValueError(f"gold: true is for human_labels sources, not {self.kind}")
         if self.adapter is not None and self.adapter not in ADAPTERS:
             raise ValueError(f"adapter '{self.adapter}' is unknown (known: {list(ADAPTERS)})")
         return self

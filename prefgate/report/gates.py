@@ -98,7 +98,7 @@ def governance_gates(wh: Warehouse, report: AgreementReport, policy: Policy) -> 
     )
     return [
         _gate("preference_set.governance_gates", r.name, r.passed, r.observed, r.threshold, r.comparison, r.message)
-        for r in evaluate_gates(inputs, policy.gates)
+        for r in evaluate_gates(inputs, policy.gates, policy.agreement.on_undefined.alpha)
     ]
 
 

@@ -14,7 +14,7 @@ import duckdb
 import polars as pl
 
 from prefgate.agreement import AgreementReport, agreement_report
-from prefgate.governance import GATING_FLAGS, item_frame
+from prefgate.governance import GATING_FLAGS, empty_agreement, item_frame
 from prefgate.governance import alpha_by_source as _per_source
 from prefgate.home import Home
 from prefgate.lineage.store import has_lineage, preference_set_version_id
@@ -100,13 +100,7 @@ def rater_agreement(labels: pl.DataFrame, policy: Policy) -> AgreementReport:
     """Pooled agreement of the human labels, computed exactly as the rater audit (``audit_raters``) does."""
     cfg = policy.agreement
     if labels.is_empty():  # agreement_report refuses an empty frame; the report says why instead
-        none = "undefined: there are no human labels"
-        return AgreementReport(
-            n_labels=0, n_items=0, n_pairable_items=0, n_raters=0, labels_per_item={}, categories=(), level="nominal",
-            alpha=None, alpha_low=None, alpha_high=None, alpha_reason=f"Krippendorff's alpha is {none}",
-            fleiss_kappa=None, fleiss_n_raters=None, fleiss_n_items=None, fleiss_reason=f"Fleiss' kappa is {none}",
-            percent_agreement=None, percent_agreement_reason=f"percent agreement is {none}", n_boot=0, ci_level=0.95,
-        )  # fmt: skip
+        return empty_agreement("there are no human labels")
     return agreement_report(item_frame(labels), n_boot=cfg.bootstrap_samples, seed=cfg.seed, item_col="item")
 
 

@@ -185,7 +185,8 @@ def test_contamination_one_over_zero_fails() -> None:
             {"rater_alpha": None},
             "rater_alpha",
             False,
-            "rater alpha unavailable (no overlapping human labels); the gate needs alpha >= 0.20",
+            "rater alpha unavailable (no item has two panel labels); the gate needs alpha >= 0.20, and the policy "
+            "(agreement.on_undefined.alpha: fail) says it fails",
         ),
         ({"chosen_longer_share": 0.75}, "chosen_longer_share", True, "P(chosen longer) 0.75 <= 0.75"),
         (
@@ -274,3 +275,8 @@ def test_markdown_report() -> None:
     assert "- `contamination`: rows matching eval prompts: 1 > 0 allowed (over by 1)" in text
     assert "| `contamination` | **FAIL** | 1 | <= 0 |" in text
     assert "| `rater_alpha` | pass | 0.5 | >= 0.2 |" in text
+
+
+def test_undefined_rater_alpha_passes_when_the_policy_says_so() -> None:
+    gate = by_name(evaluate_gates(inputs(rater_alpha=None), POLICY, alpha_on_undefined="pass"))["rater_alpha"]
+    assert gate.passed and gate.message.endswith("(agreement.on_undefined.alpha: pass) says it passes")
