@@ -86,4 +86,4 @@ def apply_gold(consensus: pl.DataFrame, gold: pl.DataFrame) -> pl.DataFrame:
         pl.col("excluded_rater_ids").fill_null(empty),
     )
     rest = consensus.join(rows.select("pair_id"), on="pair_id", how="anti")
-    return pl.concat([rest, rows.select(consensus.columns).cast(consensus.schema)]).sort("pair_id")  # type: ignore[arg-type]
+    return pl.concat([rest, rows.select(consensus.columns).cast(consensus.schema)]).sort("pair_id")

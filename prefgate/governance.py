@@ -94,7 +94,7 @@ def _empty_audit(labels: pl.DataFrame, policy: Policy) -> RaterAudit:
         pl.Int64: 1,
         pl.Boolean: False,
     }
-    row = {c: probe_values.get(t.base_type()) for c, t in labels.schema.items()}  # type: ignore[call-overload]
+    row = {c: probe_values.get(t.base_type()) for c, t in labels.schema.items()}
     row["choice"] = row["shown_first"] = "a"
     probe = pl.DataFrame([row], schema=labels.schema, orient="row")
     full = audit_raters(probe, policy)
