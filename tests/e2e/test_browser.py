@@ -4,8 +4,9 @@ The home gets two main-job runs (the second under a policy whose alpha gate fail
 on it, as a team's morning would. Chromium then checks what a user sees: nothing replayed by the sensor, every
 label batch materialized, rater_quality's tables with full reasons and its chart, alpha's history on the Plots
 tab, the failing gate's sentence on the Checks tab, a check executed on its own, and rater_quality materialized
-from the UI. Screenshots of each page go to ``tests/e2e/output/`` (and the time from start to a usable asset
-page to ``timings.json`` there) so a reviewer can look at them.
+from the UI; and no asset marked stale after a rerun that changed no table. Screenshots of each page go to
+``tests/e2e/output/`` (and the time from start to a usable asset page to ``timings.json`` there) so a reviewer
+can look at them.
 
 Never ``playwright install``: the browser is Debian's chromium (``scripts/ensure_chromium.sh``, run by ``make test``).
 """
@@ -80,6 +81,7 @@ mutation Stop($id: String!) {
   }
 }
 """
+STALE_QUERY = "{ assetNodes { assetKey { path } staleStatus } }"
 RUNS_QUERY = """
 query Runs($filter: RunsFilter) {
   runsOrError(filter: $filter) {
@@ -320,7 +322,14 @@ def test_ui_acceptance(browser: Browser, filled_home: FilledHome) -> None:
         expect(page.get_by_text("alpha_interval", exact=True)).to_be_visible()
         timings["dagster_dev_start_to_usable_asset_page_s"] = round(time.monotonic() - filled.started, 1)
 
-        # 1. The catalog lists the pipeline's assets; label assets show every batch materialized.
+        # 1. Nothing is stale: the second run rebuilt the same tables (content data versions), so no asset reads
+        #    "Unsynced" / "Upstream data"; the train group was never run (--no-train) and is only missing.
+        nodes = ui.graphql(STALE_QUERY)["assetNodes"]
+        status = {"/".join(n["assetKey"]["path"]): n["staleStatus"] for n in nodes}
+        assert {k for k, v in status.items() if v != "FRESH"} == {"reward_model", "dpo_policy", "model_eval"}, status
+        assert {status[k] for k in ("reward_model", "dpo_policy", "model_eval")} == {"MISSING"}
+
+        # 2. The catalog lists the pipeline's assets; label assets show every batch materialized.
         page.goto(f"{ui.url}/assets")
         for name in ASSETS:
             expect(page.locator(f'a[href="/assets/{name}"]').first).to_be_visible()
@@ -329,7 +338,7 @@ def test_ui_acceptance(browser: Browser, filled_home: FilledHome) -> None:
         expect(page.get_by_text("Missing (0)")).to_be_visible()
         _shot(page, "01-human_labels-partitions")
 
-        # 2. rater_quality: typed tables whose reasons are whole, and its chart one click away.
+        # 3. rater_quality: typed tables whose reasons are whole, and its chart one click away.
         con = duckdb.connect(str(ui.home / "warehouse.duckdb"), read_only=True)
         longest = con.execute(
             "SELECT flag_reasons FROM prefgate.rater_quality WHERE assessed ORDER BY agreement NULLS LAST, "
@@ -349,13 +358,13 @@ def test_ui_acceptance(browser: Browser, filled_home: FilledHome) -> None:
         _shot(page, "03-rater_quality-chart")
         page.keyboard.press("Escape")
 
-        # 3. Plots: alpha's history across the two runs.
+        # 4. Plots: alpha's history across the two runs.
         page.get_by_role("button", name="Plots").click()
         expect(page.get_by_text("alpha", exact=True).first).to_be_visible()
         expect(page.locator("canvas").first).to_be_visible()
         _shot(page, "04-rater_quality-plots")
 
-        # 4. The Checks tab shows the failing gate's sentence, as `prefgate run` printed it.
+        # 5. The Checks tab shows the failing gate's sentence, as `prefgate run` printed it.
         page.goto(f"{ui.url}/assets/rater_quality?view=checks")
         expect(page.get_by_text("alpha_at_least_min").first).to_be_visible()
         assert re.fullmatch(
@@ -365,13 +374,13 @@ def test_ui_acceptance(browser: Browser, filled_home: FilledHome) -> None:
         expect(page.get_by_text(filled.failing_sentence).first).to_be_visible()
         _shot(page, "05-rater_quality-checks")
 
-        # 5. Nothing was launched by the sensors within 30 s of the start (a home `prefgate run` filled).
+        # 6. Nothing was launched by the sensors within 30 s of the start (a home `prefgate run` filled).
         time.sleep(max(0.0, 30 - (time.monotonic() - filled.started)))
         auto = [r for r in ui.runs() if any(t["key"] == "dagster/sensor_name" for t in r["tags"])]
         assert auto == [], auto
         assert "Sensor landing_sensor skipped: no new or changed landing files" in ui.log.read_text()
 
-        # 6. A check executes on its own from the UI.
+        # 7. A check executes on its own from the UI.
         before = {r["runId"] for r in ui.runs()}
         page.get_by_text("flagged_share_at_most_max").first.click()
         page.get_by_role("button", name=re.compile(r"^(\S+ )?Execute$")).click()  # not "Execute all"
@@ -381,7 +390,7 @@ def test_ui_acceptance(browser: Browser, filled_home: FilledHome) -> None:
         assert len(check_runs) == 1, check_runs
         _wait_for_run(ui, check_runs[0])
 
-        # 7. Materializing rater_quality (with rater_drift, one multi-asset) from the UI succeeds, checks included.
+        # 8. Materializing rater_quality (with rater_drift, one multi-asset) from the UI succeeds, checks included.
         run_id = _materialize(page, ui, "rater_quality", ["rater_drift"])
         _wait_for_run(ui, run_id)
         page.goto(f"{ui.url}/runs/{run_id}")
