@@ -265,8 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--no-train", action="store_true", help="stop after the gated export (no TRL training)")
     p_run.add_argument(
         "--judges",
-        help="comma-separated live judges for the label batches (names in config/judges.yaml); '' runs none; "
-        "default: the judges file's default list",
+        metavar="NAME[,NAME]|none",
+        help="live judges for the label batches (names in config/judges.yaml), or 'none' to run no live judge "
+        "(recorded verdicts still ingest); default: the judges file's default list",
     )
     sub.add_parser("tables", help="row counts of the warehouse tables")
     from prefgate import bench
@@ -311,7 +312,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"new label batches (labels_job partitions): {', '.join(added)}")
         return 0
     if args.command == "run":
-        judges = None if args.judges is None else [j for j in args.judges.split(",") if j.strip()]
+        judges = None
+        if args.judges is not None:
+            judges = [j.strip() for j in args.judges.split(",") if j.strip() and j.strip() != "none"]
+            from prefgate.judges.registry import load_registry
+
+            unknown = sorted(set(judges) - set(load_registry(None).specs))
+            if unknown:
+                print(f"prefgate run: --judges: unknown judge(s) {', '.join(unknown)} (see config/judges.yaml)")
+                return 2
         return run_main(home, sample=not args.no_sample, train=not args.no_train, judges=judges)
     if args.command == "judge":
         return judge_command.main(args, home)

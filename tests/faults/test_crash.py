@@ -50,8 +50,8 @@ def test_kill_during_step_then_rerun_recovers(
 def test_second_run_waits_for_the_first_and_both_succeed(tmp_path) -> None:
     """Two first runs at once on an empty home: the second waits on the home lock (no SQLite schema race)."""
     home = Home(tmp_path / "home")
-    a = start(home, "run", "--no-train", "--judges", "")
-    b = start(home, "run", "--no-train", "--judges", "")
+    a = start(home, "run", "--no-train", "--judges", "none")
+    b = start(home, "run", "--no-train", "--judges", "none")
     out_a, _ = a.communicate(timeout=300)
     out_b, _ = b.communicate(timeout=300)
     assert a.returncode == 0 and b.returncode == 0, out_a[-2000:] + out_b[-2000:]

@@ -135,7 +135,7 @@ def test_corrupt_file_fails_in_one_line_naming_it(tmp_path: Path) -> None:
     home = Home(tmp_path / "home").ensure()
     (home.landing / "pairs").mkdir(parents=True)
     (home.landing / "pairs" / "pandalm-pairs-bad.parquet").write_bytes(b"PAR1 this is not parquet")
-    done = prefgate(home, "run", "--no-train", "--no-sample", "--judges", "", timeout=300)
+    done = prefgate(home, "run", "--no-train", "--no-sample", "--judges", "none", timeout=300)
     assert done.rc == 1
     step_lines = [ln for ln in done.out.splitlines() if ln.strip().startswith("step response_pairs failed")]
     assert len(step_lines) == 1 and "pairs/pandalm-pairs-bad.parquet" in step_lines[0]
