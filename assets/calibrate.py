@@ -165,6 +165,7 @@ def judge_calibration(
         "agree_strict",
         "kappa",
         "position_consistency",
+        "n_position_checked",  # pairs seen in both orders: 0.0 on 2 pairs says little
         "p_first",
         "p_longer",
         "human_p_longer",

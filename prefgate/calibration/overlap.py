@@ -5,7 +5,9 @@ Columns (the contract every calibration function reads):
 * ``judge_id``, ``pair_id`` (String); ``choice`` and ``human`` in ``a`` / ``b`` / ``tie`` (the judge's verdict and
   the human consensus, both on the canonical pair orientation);
 * ``shown_first`` (``a`` / ``b``; null where no order applies, e.g. ensemble rows); ``probability_a`` (Float64,
-  the judge's P(a beats b), null without one); ``position_consistent`` (Boolean, null = not checked);
+  the judge's P(a beats b), null without one); ``position_consistent`` (Boolean, null = not checked: read only for
+  a judge's pairs not labelled in both orders, e.g. a recorded verdict that already merges both orders; pairs
+  with labels in both orders are checked from the labels themselves);
 * ``len_a``, ``len_b`` (Int64, characters); ``self_side`` (``a`` / ``b`` = the side written by a model of the
   judge's own family, null when neither or both);
 * any slice columns (String; null becomes ``"unknown"``).

@@ -10,7 +10,16 @@ Definitions (``strict`` = judge and humans both chose ``a`` or ``b``):
   ``agree_strict`` the same on strict labels (``n_strict``); Wilson score intervals at ``confidence``.
 * ``kappa``: Cohen's kappa over the 3x3 (judge x human) table with its asymptotic standard error and
   ``kappa +- z * se`` interval (as ``statsmodels.stats.inter_rater.cohens_kappa``).
-* ``position_consistency``: share of order-checked labels whose verdict survived the presentation-order swap.
+* ``position_consistency``: share of order-checked (judge, pair)s whose verdict survived the presentation-order
+  swap, over ``n_position_checked`` such pairs; computed for every judge (recorded or live) from its labels.
+  A pair is checked when the judge labelled it in both shown orders (``shown_first`` ``a`` and ``b``): it is
+  consistent when every label on it, in either order, gives the same canonical choice, ``tie`` counting as a
+  verdict of its own (tie in both orders is consistent; tie in one order and ``a`` / ``b`` in the other is not;
+  several labels in one order that disagree make the pair inconsistent, as in ``judge_verdicts``). A pair not
+  labelled in both orders is checked only through its labels' ``position_consistent`` flags (a recorded verdict
+  that already merges both orders, ``calibration.both_orders_judges``): consistent unless a flag is False. With
+  no checked pair the value is null and ``position_consistency_reason`` says why (no order recorded, or no pair
+  in both orders); it is null whenever the value is not.
 * ``p_first``: P(judge picks the side shown first | strict, order known); ``human_p_first`` the humans' pick rate
   of that same side on the same labels (0.5 when the order carries no information about quality).
 * ``p_longer``: P(judge picks the longer response | strict, lengths differ); ``human_p_longer`` on the same labels.
@@ -26,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +53,8 @@ from prefgate.calibration.stats import (
 )
 
 ALL = "all"
+NO_BOTH_ORDERS = "no pair labelled in both presentation orders"
+NO_ORDER = "no presentation order recorded and no order check"
 N_BINS = 10
 _BIN_EDGES = np.linspace(0.0, 1.0, N_BINS + 1)[1:-1]
 
@@ -65,6 +77,7 @@ TABLE_SCHEMA: dict[str, pl.DataType] = {
     "kappa_hi": pl.Float64(),
     "n_position_checked": pl.Int64(),
     "position_consistency": pl.Float64(),
+    "position_consistency_reason": pl.String(),
     "n_first": pl.Int64(),
     "p_first": pl.Float64(),
     "p_first_lo": pl.Float64(),
@@ -95,7 +108,7 @@ class _FineCounts:
     first: FloatArray  # (n_fine, 4): state 2*[judge picks first] + [humans pick first], strict, order known
     longer: FloatArray  # (n_fine, 4): same for the longer side
     self_pick: FloatArray  # (n_fine, 4): same for the judge family's side
-    consistent: FloatArray  # (n_fine, 2): not consistent, consistent
+    ordered: FloatArray  # (n_fine,): labels with a known presentation order
     prob_bins: FloatArray  # (n_fine, 10, 3): count, sum p, sum y per probability bin
     brier: FloatArray  # (n_fine,): sum of squared errors
 
@@ -120,8 +133,7 @@ def _fine_counts(enc: Encoded) -> _FineCounts:
     first = _state_counts(f, n_fine, strict & (sf >= 0), jc == sf, hc == sf)
     longer = _state_counts(f, n_fine, strict & (lg >= 0), jc == lg, hc == lg)
     self_pick = _state_counts(f, n_fine, strict & (ss >= 0), jc == ss, hc == ss)
-    cons = np.bincount(f * 3 + np.where(enc.consistent >= 0, enc.consistent, 2), minlength=n_fine * 3)
-    consistent = cons.reshape(n_fine, 3)[:, :2].astype(np.float64)
+    ordered = np.bincount(f, weights=(sf >= 0).astype(np.float64), minlength=n_fine).astype(np.float64)
     has_p = ~np.isnan(enc.prob) & (hc < 2)
     p = np.where(has_p, enc.prob, 0.0)
     y = (hc == 0).astype(np.float64)
@@ -137,7 +149,7 @@ def _fine_counts(enc: Encoded) -> _FineCounts:
     )[:-1].reshape(n_fine, N_BINS, 3)
     sq = np.where(has_p, (p - y) ** 2, 0.0)
     brier = np.asarray(np.bincount(f, weights=sq, minlength=n_fine), dtype=np.float64)
-    return _FineCounts(cells, first, longer, self_pick, consistent, bins.astype(np.float64), brier)
+    return _FineCounts(cells, first, longer, self_pick, ordered, bins.astype(np.float64), brier)
 
 
 def _roll(values: FloatArray, group: IntArray, n_groups: int) -> FloatArray:
@@ -154,45 +166,105 @@ def _distinct(sorted_keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
     return first
 
 
-def _pair_counts(enc: Encoded, slices: Sequence[str]) -> dict[str | None, FloatArray]:
-    """Distinct pairs per group of each grouping (None = per judge), from one sort.
+@dataclass(frozen=True)
+class _PairCounts:
+    """Per group of one grouping: distinct pairs, and order-checked pairs by verdict (see :func:`_pair_counts`)."""
+
+    n_pairs: FloatArray  # (n_groups,)
+    consistent: FloatArray  # (n_groups, 2): checked pairs whose verdict flipped, checked pairs whose verdict held
+
+
+_UNCHECKED = 2  # order-check status of a (judge, pair) that cannot be checked
+# A label as bits, OR-ed over a judge's labels of a pair: shown first a / b, choice a / b / tie, flag True / False.
+_SHOWN_A, _SHOWN_B, _CHOICE_A, _FLAG_TRUE, _FLAG_FALSE = 1, 2, 4, 32, 64
+
+
+def _status_of_bits() -> npt.NDArray[np.int64]:
+    """Order-check status for every OR of label bits: 1 consistent, 0 not, ``_UNCHECKED``.
+
+    Labels in both orders: consistent when they hold a single choice. Otherwise the flags decide (consistent
+    unless one is False) when there are any; no flag: unchecked.
+    """
+    bits = np.arange(128)
+    both = (bits & _SHOWN_A > 0) & (bits & _SHOWN_B > 0)
+    n_choices = sum((bits >> k) & 1 for k in range(2, 5))
+    flagged = bits & (_FLAG_TRUE | _FLAG_FALSE) > 0
+    by_flag = np.where(flagged, bits & _FLAG_FALSE == 0, _UNCHECKED)
+    return np.where(both, n_choices == 1, by_flag).astype(np.int64)
+
+
+_STATUS_OF_BITS = _status_of_bits()
+# Bits of one label, indexed by its shown_first code + 1, choice code, position_consistent code + 1 (-1 = null).
+_SHOWN_BITS = np.array([0, _SHOWN_A, _SHOWN_B], dtype=np.uint8)
+_CHOICE_BITS = np.array([_CHOICE_A, _CHOICE_A << 1, _CHOICE_A << 2], dtype=np.uint8)
+_FLAG_BITS = np.array([0, _FLAG_FALSE, _FLAG_TRUE], dtype=np.uint8)
+
+
+def _label_bits(enc: Encoded) -> npt.NDArray[np.uint8]:
+    shown, flag = _SHOWN_BITS[enc.shown_first + 1], _FLAG_BITS[enc.consistent + 1]
+    return np.asarray(shown | _CHOICE_BITS[enc.judge_choice] | flag, dtype=np.uint8)
+
+
+def _pair_counts(enc: Encoded, slices: Sequence[str]) -> dict[str | None, _PairCounts]:
+    """Distinct pairs and order-checked pairs per group of each grouping (None = per judge), from one sort.
 
     Each label becomes one 64-bit key: the high bits a hash of ``pair_id``, the low bits its fine group. Sorted,
     keys of one pair sit together ordered by fine group, hence by judge, so one pass counts distinct (pair, fine
-    group) and distinct (pair, judge). When those two counts are equal (slice values are constant within a judge's
-    labels of a pair, as they are for pair attributes) per-slice counts are roll-ups of the per-fine counts;
-    otherwise each slice gets its own sort. Hashing instead of exact string de-duplication is several times
-    faster; two pair ids collide with probability ~ n_pairs^2 / 2^(65 - bits of the group code).
+    group) and distinct (pair, judge); the OR of the label bits over each (pair, judge) run (labels follow their
+    keys through the sort) gives the pair's order-check status for that judge (``_STATUS_OF_BITS``). When those
+    two counts are equal (slice values are constant within a judge's labels of a pair, as they are for pair
+    attributes) per-slice counts are roll-ups of the per-fine counts; otherwise each slice gets its own sort.
+    Hashing instead of exact string de-duplication is several times faster; two pair ids collide with probability
+    ~ n_pairs^2 / 2^(65 - bits of the group code) (merged, they count as one pair).
     """
     n_fine = enc.fine_digits.shape[0]
+    n_j = len(enc.judges)
     judge_of_fine = enc.fine_digits[:, 0]
     pair_hash = enc.pair_id.hash(seed=0).to_numpy()
+    label_bits = _label_bits(enc)
 
-    def sorted_keys(group: IntArray, n_groups: int) -> tuple[npt.NDArray[np.uint64], int]:
-        bits = max(int(n_groups - 1).bit_length(), 1)
-        key = (pair_hash >> np.uint64(bits)) << np.uint64(bits) | group.astype(np.uint64)
-        return np.sort(key), bits
+    def keys_of(group: IntArray, n_groups: int, low_bits: int = 0) -> tuple[npt.NDArray[np.uint64], int]:
+        """Pair hash in the high bits, ``group`` above ``low_bits`` free low bits; and the bits below the hash."""
+        bits = max(int(n_groups - 1).bit_length(), 1) + low_bits
+        high = (pair_hash >> np.uint64(bits)) << np.uint64(bits)
+        return high | (group.astype(np.uint64) << np.uint64(low_bits)), bits
 
-    keys, bits = sorted_keys(enc.fine, n_fine)
+    def counts(group: IntArray, status: IntArray, n_groups: int) -> _PairCounts:
+        n_pairs = np.bincount(group, minlength=n_groups).astype(np.float64)
+        cons = np.bincount(group * 3 + status, minlength=n_groups * 3).reshape(n_groups, 3)[:, :2]
+        return _PairCounts(n_pairs, cons.astype(np.float64))
+
+    key, bits = keys_of(enc.fine, n_fine)
+    order = pl.Series(key).arg_sort().to_numpy()  # multithreaded
+    keys = key[order]
     fine = (keys & np.uint64((1 << bits) - 1)).astype(np.int64)
     first_pf = _distinct(keys)
-    per_fine = np.bincount(fine[first_pf], minlength=n_fine).astype(np.float64)
     judge = judge_of_fine[fine]
     first_pj = _distinct(keys >> np.uint64(bits))
     first_pj[1:] |= judge[1:] != judge[:-1]
-    out: dict[str | None, FloatArray] = {
-        None: np.bincount(judge[first_pj], minlength=len(enc.judges)).astype(np.float64)
-    }
-    rolls_up = int(first_pj.sum()) == int(first_pf.sum())
+    starts = np.flatnonzero(first_pj)
+    seg_status = _STATUS_OF_BITS[np.bitwise_or.reduceat(label_bits[order], starts)] if starts.size else starts
+    out: dict[str | None, _PairCounts] = {None: counts(judge[starts], seg_status, n_j)}
+    rolls_up = starts.size == int(first_pf.sum())  # then each (pair, judge) run is one (pair, fine group) run
+    if rolls_up:
+        per_fine = counts(fine[starts], seg_status, n_fine)
+    else:
+        status = np.repeat(seg_status, np.diff(np.append(starts, keys.size)))
+        per_fine = counts(fine[first_pf], status[first_pf], n_fine)
+        label_status = np.empty_like(status)
+        label_status[order] = status  # back in label order for the per-slice sorts
     for i, s in enumerate(slices, start=1):
-        n_groups = len(enc.judges) * len(enc.slice_levels[s])
+        n_groups = n_j * len(enc.slice_levels[s])
         group_of_fine = judge_of_fine * len(enc.slice_levels[s]) + enc.fine_digits[:, i]
         if rolls_up:
-            out[s] = _roll(per_fine, group_of_fine, n_groups)
-        else:
-            gk, gbits = sorted_keys(group_of_fine[enc.fine], n_groups)
-            g = (gk & np.uint64((1 << gbits) - 1)).astype(np.int64)
-            out[s] = np.bincount(g[_distinct(gk)], minlength=n_groups).astype(np.float64)
+            out[s] = _PairCounts(
+                _roll(per_fine.n_pairs, group_of_fine, n_groups), _roll(per_fine.consistent, group_of_fine, n_groups)
+            )
+        else:  # the status (constant per judge and pair) rides in the key's lowest two bits
+            gk, gbits = keys_of(group_of_fine[enc.fine], n_groups, low_bits=2)
+            gk = np.sort(gk | label_status.astype(np.uint64))
+            low = (gk & np.uint64((1 << gbits) - 1)).astype(np.int64)[_distinct(gk)]
+            out[s] = counts(low >> 2, low & 3, n_groups)
     return out
 
 
@@ -227,10 +299,10 @@ def _grouping_frame(
     fc: _FineCounts,
     group_of_fine: IntArray,
     n_groups: int,
-    n_pairs: FloatArray,
+    pairs: _PairCounts,
     slope: FloatArray,
     confidence: float,
-) -> dict[str, npt.NDArray[np.float64]]:
+) -> dict[str, npt.NDArray[Any]]:
     cells = _roll(fc.cells, group_of_fine, n_groups)
     n = cells.sum(axis=(1, 2))
     agree = np.trace(cells, axis1=1, axis2=2)
@@ -239,15 +311,21 @@ def _grouping_frame(
     agree_strict = strict_cells[:, 0, 0] + strict_cells[:, 1, 1]
     kappa, se = cohen_kappa_tables(cells)
     z = z_value(confidence)
-    cols: dict[str, npt.NDArray[np.float64]] = {"n_labels": n, "n_pairs": n_pairs}
+    cols: dict[str, npt.NDArray[Any]] = {"n_labels": n, "n_pairs": pairs.n_pairs}
     lo, hi = wilson_interval(agree, n, confidence)
     cols |= {"agree_ties": _ratio(agree, n), "agree_ties_lo": lo, "agree_ties_hi": hi, "n_strict": n_strict}
     lo, hi = wilson_interval(agree_strict, n_strict, confidence)
     cols |= {"agree_strict": _ratio(agree_strict, n_strict), "agree_strict_lo": lo, "agree_strict_hi": hi}
     cols |= {"kappa": kappa, "kappa_se": se, "kappa_lo": kappa - z * se, "kappa_hi": kappa + z * se}
-    cons = _roll(fc.consistent, group_of_fine, n_groups)
-    n_checked = cons.sum(axis=1)
-    cols |= {"n_position_checked": n_checked, "position_consistency": _ratio(cons[:, 1], n_checked)}
+    n_checked = pairs.consistent.sum(axis=1)
+    reason = np.full(n_groups, None, dtype=object)
+    reason[n_checked == 0] = NO_BOTH_ORDERS
+    reason[(n_checked == 0) & (_roll(fc.ordered, group_of_fine, n_groups) == 0)] = NO_ORDER
+    cols |= {
+        "n_position_checked": n_checked,
+        "position_consistency": _ratio(pairs.consistent[:, 1], n_checked),
+        "position_consistency_reason": reason,
+    }
     for name, counts, prefix in (
         ("first", fc.first, "p_first"),
         ("longer", fc.longer, "p_longer"),
@@ -317,7 +395,7 @@ def calibration_table(overlap: pl.DataFrame, slices: Sequence[str] = (), confide
                 "judge_id": np.array(enc.judges, dtype=object)[judge_idx],
                 "slice": [name] * n_groups,
                 "slice_value": np.array(values, dtype=object)[value_idx],
-                **cols,
+                **{k: pl.Series(k, v.tolist(), pl.String) if v.dtype == object else v for k, v in cols.items()},
             }
         )
         frames.append(frame.filter(pl.col("n_labels") > 0))

@@ -19,6 +19,7 @@ from prefgate.calibration import (
     reliability_plot,
 )
 from prefgate.calibration.stats import logistic_fit_segments
+from prefgate.calibration.table import NO_BOTH_ORDERS
 
 
 def overlap(**overrides: list[object]) -> pl.DataFrame:
@@ -54,7 +55,9 @@ def test_definitions_by_hand() -> None:
     assert r["agree_ties"] == pytest.approx(4 / 6)  # p1 twice, p3 tie, p5
     # strict = both sides a/b: rows 0, 1, 2, 4, 5; agreeing 0, 1, 5
     assert (r["n_strict"], r["agree_strict"]) == (5, pytest.approx(3 / 5))
-    assert (r["n_position_checked"], r["position_consistency"]) == (4, pytest.approx(3 / 4))
+    # checked pairs: p1 (labelled in both orders, a and a: consistent), p2 (flag False), p4 (flag True)
+    assert (r["n_position_checked"], r["position_consistency"]) == (3, pytest.approx(2 / 3))
+    assert r["position_consistency_reason"] is None
     # picks the shown-first side on strict rows: row 0 (a/a) yes, 1 (a, first b) no, 2 (b/b) yes, 4 yes, 5 no
     assert (r["n_first"], r["p_first"]) == (5, pytest.approx(3 / 5))
     assert r["human_p_first"] == pytest.approx(1 / 5)  # humans a,a,a,b,b vs first a,b,b,a,a
@@ -73,6 +76,7 @@ def test_definitions_by_hand() -> None:
     assert row(table, "j1", "category", "x")["n_pairs"] == 2
     j2 = row(table, "j2")
     assert (j2["n_prob"], j2["ece"], j2["brier"], j2["position_consistency"]) == (0, None, None, None)
+    assert (j2["n_position_checked"], j2["position_consistency_reason"]) == (0, NO_BOTH_ORDERS)  # p1 b, p2 a only
 
 
 def test_planted_biases_reach_one() -> None:
