@@ -177,11 +177,17 @@ def curate_rows(candidates: pl.DataFrame, matches: pl.DataFrame, policy: Policy)
     cur = policy.curation
     reasons: list[pl.DataFrame] = []
     if cur.drop_degenerate and candidates.height:
-        deg = degenerate_pairs(candidates, columns=("chosen", "rejected"), id_column="example_id")
+        deg = degenerate_pairs(
+            candidates,
+            columns=("chosen", "rejected"),
+            id_column="example_id",
+            near_identical=cur.degenerate_near_identical,
+            near_threshold=cur.degenerate_near_threshold,
+        )
         reasons.append(
             deg.select(
                 pl.col("pair_id").alias("example_id"),
-                pl.format("degenerate: {} (similarity {})", "reason", pl.col("similarity").round(3)).alias("reason"),
+                pl.format("degenerate: {} ({})", "reason", "evidence").alias("reason"),
             )
         )
     if cur.drop_contaminated and matches.height:

@@ -75,7 +75,13 @@ def gate_inputs(
         else pl.DataFrame(schema={"language": pl.String, "category": pl.String, "rows": pl.Int64})
     )
     degenerate = (
-        degenerate_pairs(preference_set, columns=("chosen", "rejected"), id_column="example_id").height
+        degenerate_pairs(
+            preference_set,
+            columns=("chosen", "rejected"),
+            id_column="example_id",
+            near_identical=policy.curation.degenerate_near_identical,
+            near_threshold=policy.curation.degenerate_near_threshold,
+        ).height
         if preference_set.height
         else 0
     )

@@ -209,7 +209,24 @@ class CurationPolicy(_Strict):
         description="Drop rows whose prompt matches an eval prompt (recorded in curation_dropped). Off by default: "
         "a match then fails the no_eval_contamination gate and blocks training until someone decides.",
     )
-    drop_degenerate: bool = Field(True, description="Drop pairs whose two responses are (nearly) the same.")
+    drop_degenerate: bool = Field(
+        True,
+        description="Drop degenerate pairs (prefgate.degenerate): an empty side, the same text twice, or a side with "
+        "evidence of a cut (mid-word or after a connector, unclosed fence or bracket, finish_reason length).",
+    )
+    degenerate_near_identical: bool = Field(
+        False,
+        description="Also count pairs whose responses differ only in case, whitespace or quote style as degenerate "
+        "(near-identical). Off by default: such a pair may still carry a preference, and it stays.",
+    )
+    degenerate_near_threshold: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="With degenerate_near_identical: character similarity of the normalised responses from which a "
+        "pair is near-identical; 1.0 means equal after normalising. Lower values drop real pairs (one word can flip "
+        "a fact).",
+    )
     drop_pii: bool = Field(
         True, description="Drop rows with PII (emails, phone numbers, card numbers...) in prompt or responses."
     )
