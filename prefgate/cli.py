@@ -9,6 +9,7 @@
     prefgate lineage         audit versions, models, raters, judges, examples; diff; retract (prefgate.lineage.command)
     prefgate report          governance tables in the terminal: raters, judges, gates, set (prefgate.report.command)
     prefgate review land F   land a Label Studio JSON export of the review queue as human labels (closes the loop)
+    prefgate sources check   dry-run config/sources.yaml against the landing folder (prefgate.ingest.check)
 
 The main job goes through the same landing folder and the same Dagster jobs a user's files take, recorded in
 the project's Dagster instance, so its runs show up in ``dagster dev`` afterwards.
@@ -291,6 +292,13 @@ def main(argv: list[str] | None = None) -> int:
     p_rl = review_sub.add_parser("land", help="land a Label Studio JSON export of review tasks as human labels")
     p_rl.add_argument("export", type=Path, help="Label Studio's JSON export (Export -> JSON)")
     p_rl.add_argument("--batch", required=True, help="label batch date YYYY-MM-DD (the labels_job partition)")
+    from prefgate.ingest import check as sources_check
+
+    p_sources = sub.add_parser("sources", help="the declared sources (config/sources.yaml)")
+    sources_sub = p_sources.add_subparsers(dest="sources_command", required=True)
+    sources_check.add_arguments(
+        sources_sub.add_parser("check", help="dry-run the sources file against the landing folder (writes nothing)")
+    )
     args = parser.parse_args(argv)
     if args.command == "bench":
         return bench.run_from_args(args)
@@ -330,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         return report_command.main(args, home)
     if args.command == "review":
         return review_land(args.export, args.batch, init_home(home))
+    if args.command == "sources":
+        return sources_check.main(args, home)
     print_tables(home)
     return 0
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from prefgate.ingest.readers import Record, Row, RowError
-from prefgate.ingest.sources import Concat, SourceSpec
+from prefgate.ingest.sources import Concat, ShownOrder, SourceSpec
 
 _MISSING = object()
 
@@ -112,6 +112,22 @@ def _extract(record: Record, spec_value: Any) -> str | None:
     return _scalar_text(resolve_path(record, spec_value))
 
 
+def resolve_shown_first(record: Record, order: ShownOrder) -> str:
+    """The side (first/second) a row says was displayed first; ValueError naming the value and the allowed ones."""
+    where = f"field 'shown_first' (source '{order.column}')"
+    allowed = ", ".join(f"'{k}'" for k in sorted(order.values))
+    try:
+        raw = _extract(record, order.column)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc} (allowed: {allowed})") from None
+    if raw is None:
+        raise ValueError(f"{where}: missing order value (allowed: {allowed})")
+    side = order.values.get(raw)
+    if side is None:
+        raise ValueError(f"{where}: invalid value '{raw}' (allowed: {allowed})")
+    return side
+
+
 def split_hh_dialogue(record: Record) -> Record:
     """hh-rlhf rows hold two full dialogues that share every turn but the last assistant turn.
 
@@ -193,6 +209,13 @@ def map_rows(spec: SourceSpec, path: Path, rel_path: str, file_sha: str, rows: I
             for target, const in spec.constants.items():
                 if values.get(target) is None:
                     values[target] = const
+            if isinstance(spec.shown_first, ShownOrder):
+                # Per-row display order, resolved to first/second here so the label builder sees one side.
+                try:
+                    values["shown_first"] = resolve_shown_first(rec, spec.shown_first)
+                except ValueError as exc:
+                    reject(line, "shown_first", str(exc), values["_raw"])
+                    continue
             out.records.append(values)
     if len(out.records) + len(out.rejected) != out.rows_read:  # pragma: no cover - invariant
         raise AssertionError(f"{rel_path}: mapped counts do not reconcile")

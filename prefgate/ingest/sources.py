@@ -2,16 +2,23 @@
 
 A mapping is data, not code, so adding a labelling-tool export is a YAML edit. Validation names the source and
 the key that is wrong.
+
+Label sources say which of the source's two responses the rater or judge saw first with ``shown_first``: a
+constant (``shown_first: first``) when the whole source shares one display order, or a mapping from the data
+(``shown_first: {column: swap, values: {"false": first, "true": second}}``) when one file holds both orders, one
+row per verdict. ``choices`` map verdicts to first/second/tie relative to the source's ``response_first`` /
+``response_second`` (``choices_relative_to: source``, the default), or relative to the display order
+(``choices_relative_to: shown``: "first" is the response shown first, as in judge logs that record "A"/"B").
 """
 
 from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 Kind = Literal["prompts", "pairs", "human_labels", "judge_labels", "eval_prompts"]
 Format = Literal["jsonl", "csv", "parquet"]
@@ -73,6 +80,28 @@ class Unpivot(BaseModel):
 FieldSpec = str | list[str] | Concat
 
 
+class ShownOrder(BaseModel):
+    """``shown_first`` read from the data: a field (column name or dotted path) and a map from its values to sides.
+
+    Raw values are compared as text (``true``/``false`` for booleans, ``1`` for ``1.0``); a row whose value is
+    missing or not in ``values`` is quarantined with field ``shown_first``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    column: FieldSpec
+    values: dict[str, Side] = Field(min_length=1)
+
+
+def _shown_form(value: Any) -> str:
+    return "mapped" if isinstance(value, dict | ShownOrder) else "constant"
+
+
+# One error per form: a dict is validated as a mapping only, anything else as a constant side.
+ShownFirst = Annotated[
+    Annotated[Side, Tag("constant")] | Annotated[ShownOrder, Tag("mapped")], Discriminator(_shown_form)
+]
+
+
 class SourceSpec(BaseModel):
     """One source: the files it owns and the mapping from its fields to prefgate's."""
 
@@ -84,8 +113,20 @@ class SourceSpec(BaseModel):
     format: Format | None = None
     columns: dict[str, FieldSpec]
     constants: dict[str, str] = Field(default_factory=dict)
-    choices: dict[str, Verdict] | None = None
-    shown_first: Side | None = None
+    choices: dict[str, Verdict] | None = Field(
+        None,
+        description="label kinds: the source's verdict values mapped to first/second/tie (see choices_relative_to).",
+    )
+    shown_first: ShownFirst | None = Field(
+        None,
+        description="label kinds: which of the source's two responses was displayed first: a constant "
+        "(first/second) for the whole source, or {column, values} to read it per row from the data.",
+    )
+    choices_relative_to: Literal["source", "shown"] = Field(
+        "source",
+        description="label kinds: 'source' (default): a choice (and probability_first) of 'first' means the source's "
+        "response_first; 'shown': it means the response displayed first on that row (per shown_first).",
+    )
     pairs_from: str | None = None
     explode: str | None = None
     unpivot: Unpivot | None = None
@@ -109,6 +150,8 @@ class SourceSpec(BaseModel):
             for key in ("choices", "shown_first", "pairs_from"):
                 if getattr(self, key) is None:
                     raise ValueError(f"'{key}' is required for {self.kind}")
+        elif isinstance(self.shown_first, ShownOrder) or self.choices_relative_to != "source":
+            raise ValueError(f"a mapped 'shown_first' and 'choices_relative_to' are for label sources, not {self.kind}")
         if self.gold and self.kind != "human_labels":
             raise ValueError(f"gold: true is for human_labels sources, not {self.kind}")
         if self.adapter is not None and self.adapter not in ADAPTERS:

@@ -276,8 +276,10 @@ def build_labels(
     """``human_labels`` / ``judge_labels`` for one batch.
 
     Choices are normalised to a/b/tie on the canonical pair, ``shown_first`` records which canonical response was
-    displayed first. ``existing`` (label_id, batch_date, source_file, source_line) holds labels of other batches:
-    a label already ingested is quarantined as a duplicate rather than counted twice.
+    displayed first (the source's constant, or the row's order resolved by the mapping). With
+    ``choices_relative_to: shown`` a verdict (and ``probability_first``) refers to the response displayed first.
+    ``existing`` (label_id, batch_date, source_file, source_line) holds labels of other batches: a label already
+    ingested is quarantined as a duplicate rather than counted twice.
     """
     human = kind == "human_labels"
     key_map = {(r["source"], r["source_key"]): (r["pair_id"], r["first_side"]) for r in pair_keys.iter_rows(named=True)}
@@ -304,6 +306,11 @@ def build_labels(
             if verdict is None:
                 allowed = ", ".join(sorted(spec.choices))
                 raise RowRejected("choice", f"invalid choice '{raw_choice}' (allowed: {allowed})")
+            # Display order of this row, as first/second of the source's responses.
+            order: str = spec.shown_first if isinstance(spec.shown_first, str) else rec["shown_first"]
+            flip = spec.choices_relative_to == "shown" and order == "second"
+            if flip and verdict != "tie":
+                verdict = "second" if verdict == "first" else "first"
             side = {"first": first_side, "second": OTHER[first_side], "tie": "tie"}
             who = f"{spec.name}:{rec['rater_id']}" if human else rec["judge_id"]
             # Identity of a label: the source's own label key, else its row identity (pair key, rater, order,
@@ -312,7 +319,7 @@ def build_labels(
             lid = (
                 content_hash(kind, spec.name, rec["label_key"])
                 if rec.get("label_key")
-                else content_hash(kind, spec.name, rec["pair_key"], who, spec.shown_first, raw_choice)
+                else content_hash(kind, spec.name, rec["pair_key"], who, order, raw_choice)
             )
             prov = _provenance(m, rec)
             if lid in seen:
@@ -324,7 +331,7 @@ def build_labels(
                 "batch_date": batch_date,
                 "choice": side[verdict],
                 "raw_choice": raw_choice,
-                "shown_first": side[spec.shown_first],
+                "shown_first": side[order],
                 **prov,
             }
             if human:
@@ -335,6 +342,8 @@ def build_labels(
                 }
             else:
                 p_first = _float(rec, "probability_first", 0.0, 1.0)
+                if p_first is not None and flip:
+                    p_first = 1.0 - p_first
                 p_a = None if p_first is None else (p_first if first_side == "a" else 1.0 - p_first)
                 row |= {"judge_id": who, "rationale": rec.get("rationale"), "probability_a": p_a}
             seen[lid] = _where(prov)

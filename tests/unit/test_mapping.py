@@ -265,3 +265,40 @@ def test_counts_reconcile_on_mixed_input() -> None:
     assert len(out.records) == 1
     assert sorted(r.field for r in out.rejected) == ["<line>", "choice", "human_votes"]
     assert (out.source_file, out.file_sha256) == ("dir/f.jsonl", SHA)
+
+
+SWAP_JUDGE = spec(
+    kind="judge_labels",
+    pairs_from="p",
+    shown_first={"column": "meta.swap", "values": {"false": "first", "true": "second", "0": "first"}},
+    choices={"A": "first", "B": "second"},
+    columns={"pair_key": "id", "judge_id": "judge", "choice": "winner"},
+)
+
+
+def test_shown_first_read_per_row_and_bad_order_quarantined() -> None:
+    base = {"id": "k", "judge": "gpt", "winner": "A"}
+    out = run(
+        SWAP_JUDGE,
+        [
+            (1, {**base, "meta": {"swap": False}}),
+            (2, {**base, "meta": {"swap": True}}),
+            (3, {**base, "meta": {"swap": 0.0}}),  # compared as text: "0"
+            (4, {**base, "meta": {"swap": "yes"}}),
+            (5, {**base, "meta": {}}),
+            (6, {**base, "meta": {"swap": [True]}}),
+        ],
+    )
+    assert [(r["_line"], r["shown_first"]) for r in out.records] == [(1, "first"), (2, "second"), (3, "first")]
+    assert [(r.line, r.field) for r in out.rejected] == [(4, "shown_first"), (5, "shown_first"), (6, "shown_first")]
+    reasons = [r.reason for r in out.rejected]
+    assert "invalid value 'yes' (allowed: '0', 'false', 'true')" in reasons[0]
+    assert "missing order value" in reasons[1] and "meta.swap" in reasons[1]
+    assert "expected a scalar" in reasons[2]
+
+
+def test_constant_shown_first_adds_nothing_to_records() -> None:
+    out = run(
+        spec(**{**SWAP_JUDGE.model_dump(), "shown_first": "second"}), [(1, {"id": "k", "judge": "g", "winner": "B"})]
+    )
+    assert strip_meta(out.records[0]) == {"pair_key": "k", "judge_id": "g", "choice": "B"}

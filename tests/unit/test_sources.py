@@ -204,3 +204,68 @@ def test_file_format_inference() -> None:
     assert s.matches("x/y.csv") and not SourceSpec(
         name="s", kind="prompts", glob="x/*.csv", columns={"prompt": "p"}
     ).matches("x/y.jsonl")
+
+
+def test_shown_first_constant_or_mapped_from_data(tmp_path: Path) -> None:
+    from prefgate.ingest.sources import ShownOrder
+
+    path = write(
+        tmp_path,
+        """
+sources:
+  - {name: p, kind: pairs, glob: "b", columns: {prompt: p, response_first: a, response_second: b}}
+  - {name: const, kind: judge_labels, glob: "c", pairs_from: p, shown_first: second, choices: {"1": first},
+     columns: {pair_key: id, judge_id: j, choice: c}}
+  - name: swapjudge
+    kind: judge_labels
+    glob: "d"
+    pairs_from: p
+    shown_first: {column: meta.swap, values: {"false": first, "true": second}}
+    choices_relative_to: shown
+    choices: {A: first, B: second}
+    columns: {pair_key: id, judge_id: j, choice: c}
+""",
+    )
+    _, const, mapped = load_sources(path)
+    assert const.shown_first == "second" and const.choices_relative_to == "source"
+    assert mapped.shown_first == ShownOrder(column="meta.swap", values={"false": "first", "true": "second"})
+    assert mapped.choices_relative_to == "shown"
+
+
+@pytest.mark.parametrize(
+    ("shown_first", "extra", "match"),
+    [
+        ('{column: swap, values: {"true": left}}', "", r"source 'j'.*key 'shown_first.*values\.true'"),
+        ("{column: swap, values: {}}", "", r"source 'j'.*key 'shown_first.*values'"),
+        ("{values: {x: first}}", "", r"source 'j'.*key 'shown_first.*column'"),
+        ("third", "", r"source 'j'.*key 'shown_first"),
+        ("first", ", choices_relative_to: displayed", r"source 'j'.*key 'choices_relative_to'"),
+    ],
+)
+def test_bad_shown_first_or_choices_relative_to_names_key(
+    tmp_path: Path, shown_first: str, extra: str, match: str
+) -> None:
+    path = write(
+        tmp_path,
+        f"""
+sources:
+  - {{name: p, kind: pairs, glob: "b", columns: {{prompt: p, response_first: a, response_second: b}}}}
+  - {{name: j, kind: judge_labels, glob: "a", pairs_from: p, shown_first: {shown_first}, choices: {{"1": first}},
+     columns: {{pair_key: id, judge_id: j, choice: c}}{extra}}}
+""",
+    )
+    with pytest.raises(SourceConfigError, match=match):
+        load_sources(path)
+
+
+def test_mapped_order_options_only_for_label_sources(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+sources:
+  - {name: p, kind: pairs, glob: "b", choices_relative_to: shown,
+     columns: {prompt: p, response_first: a, response_second: b}}
+""",
+    )
+    with pytest.raises(SourceConfigError, match=r"source 'p'.*'choices_relative_to' are for label sources, not pairs"):
+        load_sources(path)

@@ -425,3 +425,122 @@ def test_quarantine_ids_unique_for_identical_rows() -> None:
     assert set(quarantine_frame("judge_labels", [r])["quarantine_id"]).isdisjoint(q["quarantine_id"])
     schemas.validate(schemas.Quarantine, q)
     assert quarantine_frame("t", []).height == 0
+
+
+# ---------------------------------------------------------------- per-row display order (shown_first mapped)
+
+
+def both_orders_judge(**kw: Any) -> SourceSpec:
+    """A judge file holding both display orders of each verdict, one row each, told apart by a ``swap`` column."""
+    return spec(
+        name="swapjudge",
+        kind="judge_labels",
+        pairs_from="src",
+        shown_first={"column": "swap", "values": {"false": "first", "true": "second"}},
+        choices={"A": "first", "B": "second", "tie": "tie"},
+        columns={"pair_key": "id", "judge_id": "judge", "choice": "winner", "probability_first": "p"},
+        **kw,
+    )
+
+
+def read_mapped(s: SourceSpec, path: Path) -> Mapped:
+    from prefgate.ingest.readers import read_rows
+
+    return map_rows(s, path, path.name, "0" * 64, read_rows(path, s.file_format(path)))
+
+
+def write_judge_file(tmp_path: Path, fmt: str, rows: list[tuple[str, bool | str | None, str, str]]) -> Path:
+    """Rows of (pair key, swap, winner, p) as a tiny JSONL or CSV file (JSONL keeps booleans as booleans)."""
+    import json
+
+    path = tmp_path / f"judge.{fmt}"
+    if fmt == "jsonl":
+        lines = [json.dumps({"id": k, "judge": "gpt", "swap": s, "winner": w, "p": p}) for k, s, w, p in rows]
+    else:
+        text = {True: "true", False: "false", None: ""}
+        lines = ["id,judge,swap,winner,p"] + [
+            f"{k},gpt,{s if isinstance(s, str) else text[s]},{w},{p}" for k, s, w, p in rows
+        ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_both_orders_judge_file_mapped_once(tmp_path: Path, pair_keys: pl.DataFrame, fmt: str) -> None:
+    # Choices relative to the source's responses (default): "A" is always the source's response_first.
+    path = write_judge_file(
+        tmp_path,
+        fmt,
+        [("kb", False, "A", "0.9"), ("kb", True, "A", "0.7"), ("ka", False, "B", "0.2"), ("ka", True, "B", "0.4")],
+    )
+    built = build_labels([read_mapped(both_orders_judge(), path)], "judge_labels", pair_keys, DAY1)
+    assert built.rejected == [] and built.reconciles
+    t = built.table
+    # kb lists HI (canonical b) first; ka lists LO (canonical a) first.
+    assert t.select("pair_key", "choice", "shown_first").rows() == [
+        ("kb", "b", "b"),
+        ("kb", "b", "a"),
+        ("ka", "b", "a"),
+        ("ka", "b", "b"),
+    ]
+    assert t["probability_a"].to_list() == pytest.approx([0.1, 0.3, 0.2, 0.4])
+    # the two orders of one judge on one pair are two labels
+    assert t.group_by("pair_id", maintain_order=True).agg(pl.col("label_id").n_unique())["label_id"].to_list() == [2, 2]
+    assert t["label_id"].n_unique() == 4
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_choices_relative_to_shown(tmp_path: Path, pair_keys: pl.DataFrame, fmt: str) -> None:
+    # "A" is the response displayed first: with swap the source's second response is displayed first.
+    path = write_judge_file(
+        tmp_path,
+        fmt,
+        [("kb", False, "A", "0.9"), ("kb", True, "A", "0.9"), ("ka", True, "B", "0.2"), ("ka", True, "tie", "0.5")],
+    )
+    s = both_orders_judge(choices_relative_to="shown")
+    built = build_labels([read_mapped(s, path)], "judge_labels", pair_keys, DAY1)
+    assert built.rejected == [] and built.reconciles
+    assert built.table.select("pair_key", "raw_choice", "choice", "shown_first").rows() == [
+        ("kb", "A", "b", "b"),  # shown first = source first = HI = canonical b
+        ("kb", "A", "a", "a"),  # swapped: shown first = source second = LO = canonical a
+        ("ka", "B", "a", "b"),  # swapped on ka: shown first is HI (b), "B" is the other one, LO (a)
+        ("ka", "tie", "tie", "b"),
+    ]
+    # probability_first is of the response shown first too
+    assert built.table["probability_a"].to_list() == pytest.approx([0.1, 0.9, 0.8, 0.5])
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_order_value_outside_map_quarantined(tmp_path: Path, pair_keys: pl.DataFrame, fmt: str) -> None:
+    path = write_judge_file(
+        tmp_path, fmt, [("kb", False, "A", "0.9"), ("kb", "maybe", "A", "0.9"), ("ka", None, "B", "0.2")]
+    )
+    built = build_labels([read_mapped(both_orders_judge(), path)], "judge_labels", pair_keys, DAY1)
+    assert built.table.height == 1 and built.reconciles
+    lines = [2, 3] if fmt == "jsonl" else [3, 4]
+    assert fields(built.rejected) == [(lines[0], "shown_first"), (lines[1], "shown_first")]
+    assert "invalid value 'maybe'" in built.rejected[0].reason
+    assert "missing order value" in built.rejected[1].reason
+    assert all("'false', 'true'" in r.reason for r in built.rejected)
+    q = quarantine_frame("judge_labels", built.rejected, DAY1)
+    assert q["field"].to_list() == ["shown_first", "shown_first"]
+
+
+def test_constant_shown_first_keeps_label_ids(pair_keys: pl.DataFrame) -> None:
+    from prefgate.ids import content_hash
+
+    # The ids build_labels computed before per-row orders existed: (kind, source, pair key, who, constant, raw).
+    judge = build_labels(
+        [mapped(JUDGE, [{"id": "kb", "verdict": "1"}, {"id": "ka", "verdict": "0"}])], "judge_labels", pair_keys, DAY1
+    )
+    assert judge.table["label_id"].to_list() == [
+        content_hash("judge_labels", "judge", "kb", "gpt", "second", "1"),
+        content_hash("judge_labels", "judge", "ka", "gpt", "second", "0"),
+    ]
+    assert judge.table["shown_first"].to_list() == ["a", "b"]
+    crowd = build_labels([mapped(CROWD, [label("kb", "w1", "left")])], "human_labels", pair_keys, DAY1)
+    assert crowd.table["label_id"].to_list() == [
+        content_hash("human_labels", "crowd", "kb", "crowd:w1", "first", "left")
+    ]
+    # Constant-order records carry no per-row order.
+    assert "shown_first" not in mapped(JUDGE, [{"id": "kb", "verdict": "1"}]).records[0]
