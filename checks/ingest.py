@@ -7,23 +7,7 @@ import dagster as dg
 import polars as pl
 
 from pipelines.resources import SCHEMA, PrefgateResource
-from prefgate.ingest.shares import (
-    COUNT_SCHEMA,
-    INGESTED,
-    accepted_counts_sql,
-    quarantine_shares,
-    rejected_counts,
-    share_sentence,
-)
-
-
-def _accepted_counts(prefgate: PrefgateResource) -> pl.DataFrame:
-    frames = []
-    for table in INGESTED:
-        df = prefgate.query(accepted_counts_sql(table, SCHEMA))
-        if df is not None:
-            frames.append(df.cast(COUNT_SCHEMA))  # type: ignore[arg-type]
-    return pl.concat(frames) if frames else pl.DataFrame(schema=COUNT_SCHEMA)
+from prefgate.ingest.shares import accepted_counts, share_gate
 
 
 @dg.asset_check(
@@ -34,16 +18,15 @@ def _accepted_counts(prefgate: PrefgateResource) -> pl.DataFrame:
 )
 def quarantine_share_at_most_max(prefgate: PrefgateResource, quarantine: pl.DataFrame) -> dg.AssetCheckResult:
     max_share = prefgate.policy().ingest.max_quarantine_share
-    shares = quarantine_shares(_accepted_counts(prefgate), rejected_counts(quarantine), max_share)
-    over = shares.filter(pl.col("over"))
+    gate = share_gate(accepted_counts(lambda _table, sql: prefgate.query(sql), SCHEMA), quarantine, max_share)
     return dg.AssetCheckResult(
-        passed=over.is_empty(),
+        passed=gate.passed,
         metadata={
-            "reason": share_sentence(shares, max_share),
+            "reason": gate.sentence,
             "max_share": max_share,
-            "files_checked": shares.height,
-            "files_over": over.height,
-            "worst_share": float(shares["share"].max() or 0.0),  # type: ignore[arg-type]
+            "files_checked": gate.shares.height,
+            "files_over": gate.over.height,
+            "worst_share": gate.worst,
         },
     )
 

@@ -8,6 +8,9 @@ rows accepted into its table + rows quarantined from it; the share is quarantine
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import polars as pl
 
 COUNT_SCHEMA = {"table": pl.String, "batch_date": pl.Date, "source_file": pl.String, "n": pl.Int64}
@@ -15,7 +18,7 @@ INGESTED = ("raw_prompts", "response_pairs", "eval_prompts", "human_labels", "ju
 RESOLUTION_REASONS = ("conflicting_label", "repeated_label")  # accepted at ingest, set aside later
 
 
-def accepted_counts_sql(table: str, schema: str = "prefgate") -> str:
+def _accepted_counts_sql(table: str, schema: str) -> str:
     """SQL counting one ingested table's accepted rows per (table, batch_date, source_file); live judge rows,
     which come from no file, are left out."""
     batch = "batch_date" if table in ("human_labels", "judge_labels") else "CAST(NULL AS DATE)"
@@ -24,6 +27,16 @@ def accepted_counts_sql(table: str, schema: str = "prefgate") -> str:
         f"SELECT '{table}' AS \"table\", {batch} AS batch_date, source_file, count(*) AS n "
         f"FROM {schema}.{table}{live} GROUP BY ALL"
     )
+
+
+def accepted_counts(run: Callable[[str, str], pl.DataFrame | None], schema: str = "prefgate") -> pl.DataFrame:
+    """Accepted rows per file over every ingested table (:data:`COUNT_SCHEMA`).
+
+    ``run(table, sql)`` runs ``sql`` on the warehouse, or returns None when ``table`` does not exist yet (a
+    table not built counts no accepted rows); the check and ``prefgate report`` each pass their own reader.
+    """
+    frames = [df for t in INGESTED if (df := run(t, _accepted_counts_sql(t, schema))) is not None]
+    return pl.concat([f.cast(COUNT_SCHEMA) for f in frames]) if frames else pl.DataFrame(schema=COUNT_SCHEMA)  # type: ignore[arg-type]
 
 
 def rejected_counts(quarantine: pl.DataFrame) -> pl.DataFrame:
@@ -78,3 +91,32 @@ def share_sentence(shares: pl.DataFrame, max_share: float) -> str:
         f"(ingest.max_quarantine_share) -- likely a mapping error; see the quarantine table for reasons: "
         + "; ".join(parts)
     )
+
+
+@dataclass(frozen=True)
+class ShareGate:
+    """The quarantine-share gate over every landing file: per-file shares, verdict, worst share, sentence."""
+
+    shares: pl.DataFrame
+    max_share: float
+
+    @property
+    def over(self) -> pl.DataFrame:
+        return self.shares.filter(pl.col("over"))
+
+    @property
+    def passed(self) -> bool:
+        return self.over.is_empty()
+
+    @property
+    def worst(self) -> float:
+        return float(self.shares["share"].max() or 0.0)  # type: ignore[arg-type]
+
+    @property
+    def sentence(self) -> str:
+        return share_sentence(self.shares, self.max_share)
+
+
+def share_gate(accepted: pl.DataFrame, quarantine: pl.DataFrame, max_share: float) -> ShareGate:
+    """The gate from accepted counts (:func:`accepted_counts`) and the union ``quarantine`` table."""
+    return ShareGate(quarantine_shares(accepted, rejected_counts(quarantine), max_share), max_share)

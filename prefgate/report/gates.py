@@ -17,14 +17,7 @@ import polars as pl
 from prefgate.agreement import AgreementReport
 from prefgate.gate_inputs import gate_inputs
 from prefgate.gates import evaluate_gates
-from prefgate.ingest.shares import (
-    COUNT_SCHEMA,
-    INGESTED,
-    accepted_counts_sql,
-    quarantine_shares,
-    rejected_counts,
-    share_sentence,
-)
+from prefgate.ingest.shares import accepted_counts, share_gate
 from prefgate.lineage.store import has_lineage
 from prefgate.policy import Policy
 from prefgate.rater_gates import alpha_gate, flagged_share_gate
@@ -46,19 +39,10 @@ def _gate(check: str, gate: str, passed: bool, observed: Any, threshold: Any, op
 def quarantine_gate(wh: Warehouse, policy: Policy) -> dict[str, Any]:
     """``quarantine.quarantine_share_at_most_max``: the share of each landing file's rows quarantined."""
     max_share = policy.ingest.max_quarantine_share
-    quarantine = wh.table("quarantine")
-    frames = []
-    for table in INGESTED:
-        if not wh.has(table):  # as the check: a table not built yet counts no accepted rows
-            continue
-        frames.append(wh.query(accepted_counts_sql(table, SCHEMA)).cast(COUNT_SCHEMA))  # type: ignore[arg-type]
-    accepted = pl.concat(frames) if frames else pl.DataFrame(schema=COUNT_SCHEMA)
-    shares = quarantine_shares(accepted, rejected_counts(quarantine), max_share)
-    worst = float(shares["share"].max() or 0.0)  # type: ignore[arg-type]
-    passed = shares.filter(pl.col("over")).is_empty()
-    message = share_sentence(shares, max_share)
+    accepted = accepted_counts(lambda table, sql: wh.query(sql) if wh.has(table) else None, SCHEMA)
+    gate = share_gate(accepted, wh.table("quarantine"), max_share)
     name = "quarantine_share_at_most_max"
-    return _gate(f"quarantine.{name}", name, passed, worst, max_share, "<=", message)
+    return _gate(f"quarantine.{name}", name, gate.passed, gate.worst, max_share, "<=", gate.sentence)
 
 
 def rater_gates(
