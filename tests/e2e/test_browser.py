@@ -37,7 +37,6 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_LANDING = PROJECT_ROOT / "data" / "sample" / "landing"
 BIN = Path(sys.executable).parent  # the venv running pytest holds the `prefgate` and `dagster` scripts
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -63,24 +62,6 @@ OUTPUT = PROJECT_ROOT / "tests" / "e2e" / "output"
 SERVER_TIMEOUT_S = 120
 RUN_TIMEOUT_S = 180
 UI_TIMEOUT_MS = 60_000
-SENSORS_QUERY = """
-{
-  repositoriesOrError {
-    __typename
-    ... on RepositoryConnection { nodes { sensors { name sensorState { id status } } } }
-    ... on PythonError { message }
-  }
-}
-"""
-STOP_SENSOR = """
-mutation Stop($id: String!) {
-  stopSensor(id: $id) {
-    __typename
-    ... on StopSensorMutationResult { instigationState { status } }
-    ... on PythonError { message }
-  }
-}
-"""
 STALE_QUERY = "{ assetNodes { assetKey { path } staleStatus } }"
 RUNS_QUERY = """
 query Runs($filter: RunsFilter) {
@@ -116,31 +97,11 @@ class DagsterUI:
         data: dict[str, Any] = payload["data"]
         return data
 
-    def stop_sensor(self, name: str) -> None:
-        result = self.graphql(SENSORS_QUERY)["repositoriesOrError"]
-        assert result["__typename"] == "RepositoryConnection", result
-        states = [s["sensorState"] for repo in result["nodes"] for s in repo["sensors"] if s["name"] == name]
-        assert len(states) == 1, f"sensor {name!r}: {result}"
-        stopped = self.graphql(STOP_SENSOR, {"id": states[0]["id"]})["stopSensor"]
-        assert stopped.get("instigationState", {}).get("status") == "STOPPED", stopped
-
     def runs(self, run_ids: list[str] | None = None) -> list[dict[str, Any]]:
         result = self.graphql(RUNS_QUERY, {"filter": {"runIds": run_ids}} if run_ids else None)["runsOrError"]
         assert result["__typename"] == "Runs", result
         runs: list[dict[str, Any]] = result["results"]
         return runs
-
-
-def _prefgate(home: Path, *args: str) -> None:
-    proc = subprocess.run(
-        [str(BIN / "prefgate"), "--home", str(home), *args],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, f"prefgate {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
 
 
 def _free_port() -> int:

@@ -7,12 +7,9 @@ key's bytes are looked for in every returned field and in the cache files.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets as pysecrets
-import threading
 from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import polars as pl
@@ -30,6 +27,7 @@ from prefgate.judges.secrets import (
     scrub_judgment,
     scrub_secrets,
 )
+from tests.echo_server import EchoServer, dir_bytes, leaks
 
 KEY_ENV = "PREFGATE_TEST_SECRET_JUDGE_KEY"
 PAIRS = pl.DataFrame(
@@ -111,7 +109,7 @@ def test_registered_secrets_are_masked_by_the_cache_write_path(tmp_path: Path) -
         cache.put_many([Judgment("j", "p", "ab", "failed", "error", error=f"boom {key} Bearer abcdef123456")])
         stored = cache.get(("j", "p", "ab"))
     assert stored is not None and stored.error == f"boom {MASK} Bearer {MASK}"
-    assert not _leaks(key, _dir_bytes(tmp_path))
+    assert not leaks(key, dir_bytes(tmp_path))
 
 
 class _Raising:
@@ -134,80 +132,8 @@ def test_the_runner_scrubs_judgments_of_any_judge(tmp_path: Path) -> None:
         out = judge_pairs(PAIRS, [_Raising(key)], cache, max_retries=0)
     assert [j.parse_status for j in out] == ["error", "error"]
     assert all(f"Authorization: Bearer {MASK}" in str(j.error) for j in out)
-    assert not _leaks(key, "".join(j.to_json() for j in out).encode())
-    assert not _leaks(key, _dir_bytes(tmp_path))
-
-
-# -------------------------------------------------------------------------------- an echoing HTTP endpoint
-
-
-def _leaks(key: str, blob: bytes) -> bool:
-    """Whether any 12-character piece of the key is in the bytes (a truncated echo counts as a leak)."""
-    raw = key.encode()
-    return any(raw[i : i + 12] in blob for i in range(len(raw) - 11))
-
-
-def _dir_bytes(folder: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
-
-
-class EchoServer:
-    """Answers by the requested model: ``html`` (200, HTML body), ``echo-json`` / ``echo-text`` (200, a valid
-    chat completion whose answer quotes the header), ``e500`` (500); every body echoes ``Authorization``, placed
-    so that the key straddles the judge's truncation of error bodies (200 and 300 characters)."""
-
-    def __init__(self) -> None:
-        self.seen_auth: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
-                auth = self.headers.get("Authorization", "")
-                outer.seen_auth.append(auth)
-                key = auth.removeprefix("Bearer ")
-                model = request.get("model")
-                status, ctype = 200, "application/json"
-                if model == "html":
-                    # the bare key (no header name) across character 200, where the error text is cut
-                    data = "<html><body>" + "x" * 175 + f" echo {key} {auth}</body></html>"
-                    ctype = "text/html"
-                elif model == "e500":
-                    status, data = 500, "upstream error " + "y" * 270 + f" echo {key} / Authorization: {auth}"
-                else:
-                    quote = f"You sent Authorization: {auth} and the key {key}."
-                    content = (
-                        json.dumps({"verdict": "A", "rationale": quote}) if model == "echo-json" else f"A. {quote}"
-                    )
-                    data = json.dumps(
-                        {
-                            "choices": [
-                                {"message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-                            ],
-                            "usage": {"prompt_tokens": 10, "completion_tokens": 5},
-                        }
-                    )
-                body = data.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    assert not leaks(key, "".join(j.to_json() for j in out).encode())
+    assert not leaks(key, dir_bytes(tmp_path))
 
 
 @pytest.fixture
@@ -266,13 +192,13 @@ def test_an_echoing_endpoint_never_gets_the_key_stored_or_returned(
     # nowhere in what came back ...
     returned = "".join(j.to_json() + repr(j) for j in out) + judgments_frame(out).write_csv()
     returned += "".join(repr(j) + repr(j.config) for j in judges)
-    assert not _leaks(key, returned.encode())
-    assert not _leaks(key, caplog.text.encode())
+    assert not leaks(key, returned.encode())
+    assert not leaks(key, caplog.text.encode())
     # ... nor in any byte of the cache (database, WAL, shared memory), nor read back from it
     files = [p.name for p in cache_dir.iterdir()]
     assert "judgments.sqlite" in files
-    assert not _leaks(key, _dir_bytes(cache_dir))
+    assert not leaks(key, dir_bytes(cache_dir))
     with JudgmentCache(cache_dir / "judgments.sqlite") as reopened:
         stored = [reopened.get((j.judge_id, j.pair_id, j.order)) for j in out]
     assert all(s is not None for s in stored)
-    assert not _leaks(key, "".join(s.to_json() for s in stored if s is not None).encode())
+    assert not leaks(key, "".join(s.to_json() for s in stored if s is not None).encode())

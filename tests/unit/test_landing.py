@@ -15,7 +15,8 @@ from prefgate.ingest.sources import load_sources
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "sources.yaml"
 
 
-def _mtbench(qid: int) -> str:
+def mtbench_pair(qid: int) -> str:
+    """One MT-Bench pair line (the shape config/sources.yaml maps), for landing tests."""
     return json.dumps(
         {
             "question_id": qid,
@@ -32,7 +33,7 @@ def test_land_maps_files_and_skips_duplicates(tmp_path: Path) -> None:
     specs = load_sources(CONFIG)
     pairs = tmp_path / "pairs"
     pairs.mkdir()
-    body = _mtbench(1) + "\n" + "{broken\n" + _mtbench(2) + "\n"
+    body = mtbench_pair(1) + "\n" + "{broken\n" + mtbench_pair(2) + "\n"
     (pairs / "mtbench-pairs-1.jsonl").write_text(body, encoding="utf-8")
     (pairs / "mtbench-pairs-2.jsonl").write_text(body, encoding="utf-8")  # same bytes
     (pairs / ".hidden.jsonl").write_text("ignored", encoding="utf-8")

@@ -3,7 +3,6 @@ batch folders must be dates, and known files keep their provenance over later co
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from prefgate.ingest.landing import (
     unread_files,
 )
 from prefgate.ingest.sources import SourceSpec, load_sources
+from tests.unit.test_landing import mtbench_pair
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "sources.yaml"
 
@@ -53,19 +53,6 @@ def watchdog() -> Iterator[None]:
     signal.signal(signal.SIGALRM, old)
 
 
-def _pair(qid: int) -> str:
-    return json.dumps(
-        {
-            "question_id": qid,
-            "model_a": "m1",
-            "model_b": "m2",
-            "category": "writing",
-            "conversation_a": [{"role": "user", "content": f"Q{qid}"}, {"role": "assistant", "content": "A"}],
-            "conversation_b": [{"role": "user", "content": f"Q{qid}"}, {"role": "assistant", "content": "B"}],
-        }
-    )
-
-
 def _write(path: Path, text: str, mtime: int | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -78,7 +65,7 @@ def _write(path: Path, text: str, mtime: int | None = None) -> Path:
 
 
 def test_symlink_out_of_landing_is_refused_unread(landing: Path, specs: list[SourceSpec]) -> None:
-    secret = _write(landing.parent / "secret.jsonl", _pair(1) + "\nroot:x:0:0:root:/root:/bin/bash\n")
+    secret = _write(landing.parent / "secret.jsonl", mtbench_pair(1) + "\nroot:x:0:0:root:/root:/bin/bash\n")
     (landing / "pairs").mkdir()
     (landing / "pairs" / "mtbench-pairs-x.jsonl").symlink_to(secret)
     (landing / "pairs" / "mtbench-pairs-passwd.jsonl").symlink_to("/etc/passwd")
@@ -93,7 +80,7 @@ def test_symlink_out_of_landing_is_refused_unread(landing: Path, specs: list[Sou
 
 
 def test_relative_symlink_out_names_link_text_and_target(landing: Path, specs: list[SourceSpec]) -> None:
-    _write(landing.parent / "outside.jsonl", _pair(1) + "\n")
+    _write(landing.parent / "outside.jsonl", mtbench_pair(1) + "\n")
     (landing / "pairs").mkdir()
     (landing / "pairs" / "mtbench-pairs-r.jsonl").symlink_to("../../outside.jsonl")
     [(rel, reason)] = land(landing, specs, "pairs").refused
@@ -105,7 +92,7 @@ def test_relative_symlink_out_names_link_text_and_target(landing: Path, specs: l
 
 
 def test_symlink_inside_landing_is_read_under_the_link_name(landing: Path, specs: list[SourceSpec]) -> None:
-    real = _write(landing / "archive" / "kept.jsonl", _pair(1) + "\n" + _pair(2) + "\n")
+    real = _write(landing / "archive" / "kept.jsonl", mtbench_pair(1) + "\n" + mtbench_pair(2) + "\n")
     (landing / "pairs").mkdir()
     (landing / "pairs" / "mtbench-pairs-1.jsonl").symlink_to("../archive/kept.jsonl")
     out = land(landing, specs, "pairs")
@@ -119,7 +106,7 @@ def test_symlink_inside_landing_is_read_under_the_link_name(landing: Path, specs
 
 def test_kind_folder_linked_out_of_landing_is_refused(landing: Path, tmp_path: Path, specs: list[SourceSpec]) -> None:
     elsewhere = tmp_path / "elsewhere"
-    _write(elsewhere / "mtbench-pairs-1.jsonl", _pair(1) + "\n")
+    _write(elsewhere / "mtbench-pairs-1.jsonl", mtbench_pair(1) + "\n")
     (landing / "pairs").symlink_to(elsewhere, target_is_directory=True)
     out = land(landing, specs, "pairs")
     assert out.files == []
@@ -152,7 +139,7 @@ def test_batch_with_dotdot_cannot_leave_landing(landing: Path, tmp_path: Path) -
 def test_fifo_is_refused_without_being_opened(landing: Path, specs: list[SourceSpec], watchdog: None) -> None:
     (landing / "pairs").mkdir()
     os.mkfifo(landing / "pairs" / "mtbench-pairs-fifo.jsonl")
-    _write(landing / "pairs" / "mtbench-pairs-1.jsonl", _pair(1) + "\n")
+    _write(landing / "pairs" / "mtbench-pairs-1.jsonl", mtbench_pair(1) + "\n")
     out = land(landing, specs, "pairs")
     assert [m.source_file for m in out.files] == ["pairs/mtbench-pairs-1.jsonl"]
     assert out.refused == [("pairs/mtbench-pairs-fifo.jsonl", "a FIFO (named pipe), not a regular file; not read")]
@@ -212,11 +199,11 @@ def test_batches_are_dates_only(landing: Path) -> None:
 
 def test_unread_files_names_every_file_nobody_reads(landing: Path, specs: list[SourceSpec], watchdog: None) -> None:
     crowd = "id,worker,winner\nk1,w1,left\n"
-    _write(landing / "pairs" / "mtbench-pairs-1.jsonl", _pair(1) + "\n")  # read
+    _write(landing / "pairs" / "mtbench-pairs-1.jsonl", mtbench_pair(1) + "\n")  # read
     _write(landing / "human_labels" / "2026-11-02" / "llmfao-crowd.csv", crowd)  # read
-    _write(landing / "pair" / "mtbench-pairs-2.jsonl", _pair(2) + "\n")  # misspelt folder
+    _write(landing / "pair" / "mtbench-pairs-2.jsonl", mtbench_pair(2) + "\n")  # misspelt folder
     _write(landing / "stray.jsonl", "{}\n")  # directly in the landing root
-    _write(landing / "pairs" / "sub" / "mtbench-pairs-3.jsonl", _pair(3) + "\n")  # nested
+    _write(landing / "pairs" / "sub" / "mtbench-pairs-3.jsonl", mtbench_pair(3) + "\n")  # nested
     _write(landing / "human_labels" / "llmfao-crowd.csv", crowd)  # label file outside a batch
     _write(landing / "judge_labels" / "llmfao-gpt4.csv", crowd)  # label file outside a batch
     _write(landing / "human_labels" / "not-a-date" / "llmfao-crowd.csv", crowd)
@@ -259,7 +246,7 @@ def test_unread_files_names_every_file_nobody_reads(landing: Path, specs: list[S
 
 def test_unread_files_empty_for_clean_or_missing_landing(landing: Path, specs: list[SourceSpec]) -> None:
     assert unread_files(landing / "nope", specs) == []
-    _write(landing / "pairs" / "mtbench-pairs-1.jsonl", _pair(1) + "\n")
+    _write(landing / "pairs" / "mtbench-pairs-1.jsonl", mtbench_pair(1) + "\n")
     _write(landing / "judge_labels" / "2026-11-02" / "llmfao-gpt4.csv", "id,x\n")
     assert unread_files(landing, specs) == []
 
@@ -286,9 +273,9 @@ def test_known_file_is_read_before_a_new_copy_of_its_rows(landing: Path, specs: 
 
 def test_new_files_are_read_oldest_first_then_by_name(landing: Path, specs: list[SourceSpec]) -> None:
     pairs = landing / "pairs"
-    _write(pairs / "mtbench-pairs-a.jsonl", _pair(1) + "\n", mtime=1_700_000_300)
-    _write(pairs / "mtbench-pairs-b.jsonl", _pair(2) + "\n", mtime=1_700_000_100)
-    _write(pairs / "mtbench-pairs-c.jsonl", _pair(3) + "\n", mtime=1_700_000_100)
+    _write(pairs / "mtbench-pairs-a.jsonl", mtbench_pair(1) + "\n", mtime=1_700_000_300)
+    _write(pairs / "mtbench-pairs-b.jsonl", mtbench_pair(2) + "\n", mtime=1_700_000_100)
+    _write(pairs / "mtbench-pairs-c.jsonl", mtbench_pair(3) + "\n", mtime=1_700_000_100)
     out = land(landing, specs, "pairs")
     assert [m.source_file for m in out.files] == [
         "pairs/mtbench-pairs-b.jsonl",
@@ -298,7 +285,7 @@ def test_new_files_are_read_oldest_first_then_by_name(landing: Path, specs: list
 
 
 def test_redropped_bytes_keep_provenance_with_the_known_file(landing: Path, specs: list[SourceSpec]) -> None:
-    body = _pair(1) + "\n" + _pair(2) + "\n"
+    body = mtbench_pair(1) + "\n" + mtbench_pair(2) + "\n"
     original = _write(landing / "pairs" / "mtbench-pairs.jsonl", body, mtime=1_700_000_000)
     _write(landing / "pairs" / "mtbench-pairs-copy.jsonl", body, mtime=1_600_000_000)  # sorts and dates first
     known = {"pairs/mtbench-pairs.jsonl": file_sha256(str(original))}
@@ -322,7 +309,7 @@ def test_copy_of_a_known_file_in_another_batch_is_skipped(landing: Path, specs: 
 
 def test_renamed_known_file_is_read_under_its_new_name(landing: Path, specs: list[SourceSpec]) -> None:
     # The known file is gone: skipping its renamed copy would drop its rows from a table rebuilt from landing.
-    new = _write(landing / "pairs" / "mtbench-pairs-renamed.jsonl", _pair(1) + "\n")
+    new = _write(landing / "pairs" / "mtbench-pairs-renamed.jsonl", mtbench_pair(1) + "\n")
     known = {"pairs/mtbench-pairs.jsonl": file_sha256(str(new))}
     out = land(landing, specs, "pairs", known_files=known)
     assert [m.source_file for m in out.files] == ["pairs/mtbench-pairs-renamed.jsonl"]
@@ -332,8 +319,8 @@ def test_renamed_known_file_is_read_under_its_new_name(landing: Path, specs: lis
 
 def test_changed_known_file_counts_as_new(landing: Path, specs: list[SourceSpec]) -> None:
     pairs = landing / "pairs"
-    _write(pairs / "mtbench-pairs-a.jsonl", _pair(1) + "\n", mtime=1_700_000_000)
-    _write(pairs / "mtbench-pairs-b.jsonl", _pair(2) + "\n", mtime=1_800_000_000)
+    _write(pairs / "mtbench-pairs-a.jsonl", mtbench_pair(1) + "\n", mtime=1_700_000_000)
+    _write(pairs / "mtbench-pairs-b.jsonl", mtbench_pair(2) + "\n", mtime=1_800_000_000)
     known = {"pairs/mtbench-pairs-b.jsonl": "0" * 64}  # recorded with other bytes: not the same file any more
     out = land(landing, specs, "pairs", known_files=known)
     assert [m.source_file for m in out.files] == ["pairs/mtbench-pairs-a.jsonl", "pairs/mtbench-pairs-b.jsonl"]
