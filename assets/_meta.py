@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -221,5 +222,10 @@ def content_version(df: pl.DataFrame) -> dg.DataVersion:
 
 
 def output(value: pl.DataFrame, output_name: str = "result", metadata: dict[str, Any] | None = None) -> dg.Output:
-    """``dg.Output`` with a content data version (see :func:`content_version`)."""
-    return dg.Output(value, output_name, metadata=metadata, data_version=content_version(value))
+    """``dg.Output`` with a content data version (see :func:`content_version`).
+
+    Dagster 1.13 marks ``data_version=`` beta and warns on every output; prefgate depends on it knowingly (pinned
+    dagster), so that one warning is silenced here instead of flooding every run's console."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Parameter `data_version`", category=dg.BetaWarning)
+        return dg.Output(value, output_name, metadata=metadata, data_version=content_version(value))

@@ -21,12 +21,13 @@ QUARANTINE_TABLES = ("raw_prompts", "response_pairs", "eval_prompts", "human_lab
     outs={
         "resolved_human_labels": dg.AssetOut(
             group_name=GROUP,
-            description="Every human label batch with one label per (pair, rater): where a rater labelled a pair "
-            "more than once, the policy (ingest.conflicting_labels) decides which label stands.",
+            description="Every human label batch with one label per (task, rater), a task being a pair as its "
+            "source keyed it: where a rater labelled a task more than once, the policy (ingest.conflicting_labels) "
+            "decides which label stands.",
         ),
         "quarantine_label_conflicts": dg.AssetOut(
             group_name=GROUP,
-            description="Human labels that do not stand because their rater labelled the pair again "
+            description="Human labels that do not stand because their rater labelled the task again "
             "(conflicting_label / repeated_label), with the label that stands instead.",
         ),
     },
@@ -35,7 +36,7 @@ QUARANTINE_TABLES = ("raw_prompts", "response_pairs", "eval_prompts", "human_lab
 def resolved_human_labels(  # type: ignore[no-untyped-def]
     context: dg.AssetExecutionContext, prefgate: PrefgateResource, human_labels: pl.DataFrame
 ):
-    """One label per rater and pair, so a rater who changed their mind never stops the audit."""
+    """One label per rater and task, so a rater who changed their mind never stops the audit."""
     rule = prefgate.policy().ingest.conflicting_labels
     res = resolve_conflicts(human_labels, rule)
     if human_labels.height != res.kept.height + res.removed.height:

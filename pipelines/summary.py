@@ -78,11 +78,11 @@ def failure_lines(result: dg.ExecuteInProcessResult) -> list[str]:
     for asset, check, blocking, reason in failed_checks(result):
         kind = "blocking check" if blocking else "check"
         lines.append(f"  {kind} {asset}.{check} failed" + (f": {reason}" if reason else ""))
-    skipped = sorted(
-        {e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED" and e.step_key is not None}
-    )
-    if skipped:
-        lines.append(f"  not run because of the above: {', '.join(skipped)}")
+    if lines:  # what the failures held back (Dagster logs blocked steps as text only, with no event)
+        done = {e.asset_key for e in result.get_asset_materialization_events() if e.asset_key is not None}
+        held = sorted(k.to_user_string() for k in result.job_def.asset_layer.selected_asset_keys - done)
+        if held:
+            lines.append(f"  not materialized because of the above: {', '.join(held)}")
     return lines
 
 

@@ -140,6 +140,8 @@ def test_corrupt_file_fails_in_one_line_naming_it(tmp_path: Path) -> None:
     step_lines = [ln for ln in done.out.splitlines() if ln.strip().startswith("step response_pairs failed")]
     assert len(step_lines) == 1 and "pairs/pandalm-pairs-bad.parquet" in step_lines[0]
     assert "IngestFileError" in step_lines[0]
+    held = [ln.strip() for ln in done.out.splitlines() if ln.strip().startswith("not materialized because")]
+    assert held[0] == "not materialized because of the above: pair_keys, quarantine_response_pairs, response_pairs"
     assert "ConnectionException" not in done.out and "Traceback" not in done.out
     log = next(ln.split(": ", 1)[1] for ln in done.out.splitlines() if ln.startswith("full log with stack traces"))
     text = Path(log).read_text()
